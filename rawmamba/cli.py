@@ -1,0 +1,49 @@
+"""The ``rawmamba`` command line: one entry point, one sub-command module per job.
+
+Each sub-command lives beside the code it drives and exposes ``register(subparsers)``, which adds
+its parser and sets ``func`` (called with the parsed arguments, returning an exit code). Modules are
+imported lazily by name so that ``rawmamba --help`` stays fast and an optional dependency missing
+for one command does not break the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rawmamba.errors import RawMambaError
+
+# Sub-command modules, in the order ``--help`` lists them.
+COMMAND_MODULES = (
+    "rawmamba.data.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rawmamba",
+        description="De-render sRGB images and videos back to camera RAW with RAWMamba, "
+        "and make data, train, evaluate and compare methods.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RawMambaError as error:
+        print(f"rawmamba {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""rawmamba.data"""
