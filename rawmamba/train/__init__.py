@@ -1,0 +1,1 @@
+"""Training: typed config, the loop (single process or torchrun), self-describing checkpoints."""

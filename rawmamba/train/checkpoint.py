@@ -1,0 +1,132 @@
+"""Self-describing checkpoints: safetensors weights plus a JSON description.
+
+A checkpoint is two files with one stem, ``<stem>.safetensors`` (the model weights) and
+``<stem>.json`` (model name and constructor arguments, training config, step, epoch, code version),
+so :func:`load_model` rebuilds the network without the original command line. Training state for
+``--resume`` (optimiser, scheduler, random generators) goes to a third file, ``<stem>.state.pt``.
+Every file is written to a temporary name and renamed, so an interrupted save never leaves a
+half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+import rawmamba
+from rawmamba.errors import RawMambaError
+
+
+def code_version() -> str:
+    """The package version, plus the git commit when running from a checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{rawmamba.__version__}+{commit}" if commit else rawmamba.__version__
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def save_checkpoint(
+    stem: str | Path,
+    model: torch.nn.Module,
+    *,
+    model_name: str,
+    model_args: dict,
+    info: dict | None = None,
+    train_state: dict | None = None,
+) -> Path:
+    """Write ``<stem>.safetensors`` + ``<stem>.json`` (+ ``<stem>.state.pt`` when ``train_state``).
+
+    Args:
+        stem: path without suffix.
+        model: the network (a DistributedDataParallel wrapper is unwrapped).
+        model_name: its registered name, for ``create_model``.
+        model_args: the constructor overrides it was built with.
+        info: anything else worth keeping (config, step, epoch, metrics); must be JSON-serialisable.
+        train_state: optimiser/scheduler/RNG state for resuming (saved with ``torch.save``).
+    Returns:
+        The path of the weights file.
+    """
+    stem = Path(stem)
+    weights = {name: tensor.detach().contiguous().cpu() for name, tensor in _unwrap(model).state_dict().items()}
+    description = {
+        "format": "rawmamba-checkpoint-1",
+        "model": model_name,
+        "model_args": model_args,
+        "code_version": code_version(),
+        **(info or {}),
+    }
+    weights_path = stem.with_suffix(".safetensors")
+    if train_state is not None:
+        _atomic_write(stem.with_suffix(".state.pt"), lambda tmp: torch.save(train_state, tmp))
+    _atomic_write(weights_path, lambda tmp: save_file(weights, tmp, metadata={"model": model_name}))
+    _atomic_write(stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(description, indent=2)))
+    return weights_path
+
+
+def read_description(path: str | Path) -> dict:
+    """The JSON description of a checkpoint given its weights, JSON or stem path."""
+    json_path = Path(path).with_suffix(".json")
+    if not json_path.is_file():
+        raise RawMambaError(f"checkpoint description {json_path} does not exist")
+    try:
+        description = json.loads(json_path.read_text())
+    except json.JSONDecodeError as error:
+        raise RawMambaError(f"checkpoint description {json_path} is not valid JSON: {error}") from None
+    if description.get("format") != "rawmamba-checkpoint-1":
+        raise RawMambaError(f"{json_path} is not a rawmamba checkpoint description")
+    return description
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load ``<stem>.safetensors`` into ``model`` strictly, with errors that name the file."""
+    weights_path = Path(path).with_suffix(".safetensors")
+    if not weights_path.is_file():
+        raise RawMambaError(f"checkpoint weights {weights_path} do not exist")
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError) as error:
+        raise RawMambaError(f"checkpoint weights {weights_path} cannot be read: {error}") from None
+    try:
+        _unwrap(model).load_state_dict(state)
+    except RuntimeError as error:
+        raise RawMambaError(f"checkpoint weights {weights_path} do not fit the model: {error}") from None
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild the network a checkpoint describes and load its weights; returns (model, description)."""
+    from rawmamba.models import create_model
+
+    description = read_description(path)
+    model = create_model(description["model"], **description.get("model_args", {}))
+    load_weights(model, path)
+    return model.to(map_location).eval(), description

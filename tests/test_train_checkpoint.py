@@ -1,0 +1,47 @@
+"""Checkpoints: weights + description round trip, atomic writes, clear errors."""
+
+import json
+
+import pytest
+import torch
+
+from rawmamba.errors import RawMambaError
+from rawmamba.train.checkpoint import load_weights, read_description, save_checkpoint
+
+
+def _net(seed):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 1))
+
+
+def test_round_trip_restores_weights_and_description(tmp_path):
+    source, target = _net(1), _net(2)
+    save_checkpoint(tmp_path / "ck", source, model_name="toy", model_args={"dim": 4}, info={"step": 12})
+    load_weights(target, tmp_path / "ck")
+    for (name, a), (_, b) in zip(source.state_dict().items(), target.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    description = read_description(tmp_path / "ck.safetensors")
+    assert description["model"] == "toy" and description["model_args"] == {"dim": 4} and description["step"] == 12
+    assert description["code_version"]
+    assert not list(tmp_path.glob("*.tmp")), "temporary files left behind"
+
+
+def test_train_state_is_saved_only_when_given(tmp_path):
+    save_checkpoint(tmp_path / "a", _net(0), model_name="toy", model_args={})
+    save_checkpoint(tmp_path / "b", _net(0), model_name="toy", model_args={}, train_state={"step": 3})
+    assert not (tmp_path / "a.state.pt").exists()
+    assert torch.load(tmp_path / "b.state.pt")["step"] == 3
+
+
+def test_errors_name_the_file(tmp_path):
+    with pytest.raises(RawMambaError, match="missing.safetensors"):
+        load_weights(_net(0), tmp_path / "missing")
+    save_checkpoint(tmp_path / "ck", _net(0), model_name="toy", model_args={})
+    with pytest.raises(RawMambaError, match="do not fit"):
+        load_weights(torch.nn.Linear(2, 2), tmp_path / "ck")
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(RawMambaError, match="bad.safetensors"):
+        load_weights(_net(0), tmp_path / "bad")
+    (tmp_path / "other.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(RawMambaError, match="not a rawmamba checkpoint"):
+        read_description(tmp_path / "other")
