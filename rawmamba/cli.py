@@ -17,6 +17,7 @@ from rawmamba.errors import RawMambaError
 # Sub-command modules, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "rawmamba.data.cli",
+    "rawmamba.train.cli",
 )
 
 
@@ -34,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Commands that take free ``--key=value`` config overrides (train) receive the unknown arguments.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not hasattr(args, "overrides"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = extra
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
