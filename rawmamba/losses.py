@@ -1,7 +1,7 @@
 """The training loss of RAWMamba: ``L = L_mse + lambda * L_ssim`` with ``L_ssim = 1 - SSIM`` (paper eq. 18).
 
 The paper sets lambda = 0.5. SSIM is the differentiable Gaussian SSIM of ``rawmamba.metrics`` (11x11
-window, sigma 1.5) computed in the inputs' dtype (float32 in training), with data range 1 for [0, 1] RAW.
+window, sigma 1.5) computed in float32 (float64 inputs stay float64), with data range 1 for [0, 1] RAW.
 Works on any ``(*, C, H, W)`` layout, in particular ``(B, T, C, H, W)`` clips and ``(B, C, H, W)`` images;
 every frame counts as one image in the SSIM mean.
 """
@@ -30,17 +30,20 @@ def derender_loss(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float =
         sigma: SSIM Gaussian window sigma.
 
     Returns:
-        0-d tensor in the inputs' dtype; 0 for identical inputs.
+        0-d tensor, float32 (float64 for float64 inputs; half-precision inputs are promoted to float32);
+        0 for identical inputs.
     """
     if pred.shape != target.shape:
         raise RawMambaError(f"pred and target must have the same shape, got {tuple(pred.shape)} and "
                             f"{tuple(target.shape)}")
     if ssim_weight < 0:
         raise RawMambaError(f"ssim_weight must be >= 0, got {ssim_weight}")
+    dtype = torch.promote_types(pred.dtype, torch.float32)  # half/bfloat16 outputs are scored in float32
+    pred, target = pred.to(dtype), target.to(dtype)
     mse = F.mse_loss(pred, target)
     if ssim_weight == 0:
         return mse
-    similarity = ssim(pred, target, data_range, sigma=sigma, dtype=None, reduction="mean")
+    similarity = ssim(pred, target, data_range, sigma=sigma, dtype=dtype, reduction="mean")
     return mse + ssim_weight * (1.0 - similarity)
 
 

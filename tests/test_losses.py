@@ -49,3 +49,30 @@ def test_bad_inputs_raise():
         DerenderLoss(ssim_weight=-1)
     with pytest.raises(RawMambaError, match="at least 11x11"):
         derender_loss(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
+
+
+def test_half_precision_inputs_are_scored_in_float32():
+    g = torch.Generator().manual_seed(3)
+    target = torch.rand(2, 3, 16, 16, generator=g)
+    pred = (target + 0.05 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    low = derender_loss(pred.bfloat16(), target.bfloat16())
+    assert low.dtype == torch.float32
+    assert abs(low.item() - derender_loss(pred.bfloat16().float(), target.bfloat16().float()).item()) < 1e-7
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = derender_loss(pred, target)
+    assert abs(inside.item() - derender_loss(pred, target).item()) < 1e-6
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    g = torch.Generator().manual_seed(4)
+    target = torch.rand(2, 3, 3, 32, 32, generator=g)
+    pred = (target + 0.05 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    cpu = derender_loss(pred, target)
+    gpu_pred = pred.cuda().requires_grad_(True)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        gpu = derender_loss(gpu_pred, target.cuda())
+    gpu.backward()
+    assert abs(gpu.item() - cpu.item()) < 1e-5, (gpu.item(), cpu.item())
+    assert torch.isfinite(gpu_pred.grad).all()
+    assert torch.allclose(ssim(pred.cuda().double(), target.cuda().double()).cpu(), ssim(pred, target), atol=1e-12)

@@ -11,7 +11,8 @@ with reflect padding and then crops that border off, so only "valid" windows cou
 without padding, which gives the same numbers) and then over channels.
 
 ``ssim(..., dtype=None)`` keeps the input dtype and is differentiable: the training loss uses that
-float32 path (``rawmamba.losses``). Metrics use the default float64.
+float32 path (``rawmamba.losses``). Metrics use the default float64. The filtering never runs under
+autocast, so a loss computed inside ``torch.autocast`` keeps its float32 statistics.
 """
 
 from __future__ import annotations
@@ -120,9 +121,11 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, 
         raise RawMambaError(f"SSIM needs images of at least {win}x{win} pixels (sigma={sigma}), got {h}x{w}")
     x = pred.reshape(-1, 1, h, w)
     y = target.reshape(-1, 1, h, w)
-    # One filtering pass over the five stacked statistics.
+    # One filtering pass over the five stacked statistics. Autocast is off: in bfloat16/float16 the
+    # variance differences below cancel catastrophically.
     n = x.shape[0]
-    stats = _filter_valid(torch.cat([x, y, x * x, y * y, x * y], dim=0), taps)
+    with torch.autocast(device_type=pred.device.type, enabled=False):
+        stats = _filter_valid(torch.cat([x, y, x * x, y * y, x * y], dim=0), taps)
     ux, uy, uxx, uyy, uxy = stats.split(n, dim=0)
     vx = uxx - ux * ux  # population (co)variances: use_sample_covariance=False
     vy = uyy - uy * uy
