@@ -1,0 +1,11 @@
+"""Baseline de-rendering methods behind one interface (``DerenderMethod.derender(srgb, metadata)``).
+
+- ``GlobalColourFit`` (``global_fit``): a least-squares polynomial from sRGB to RAW colour.
+- ``SampleInterpolation`` (``interpolation``): spatial interpolation of the sampled RAW pixels.
+"""
+
+from rawmamba.baselines.base import DerenderMethod
+from rawmamba.baselines.global_fit import GlobalColourFit, polynomial_features
+from rawmamba.baselines.interpolation import SampleInterpolation
+
+__all__ = ["DerenderMethod", "GlobalColourFit", "SampleInterpolation", "polynomial_features"]

@@ -1,0 +1,59 @@
+"""The global colour fit and the sample interpolation: exactness where they must be exact, clear errors."""
+
+import pytest
+import torch
+
+from rawmamba.baselines import GlobalColourFit, SampleInterpolation, polynomial_features
+from rawmamba.errors import RawMambaError
+from rawmamba.metadata import first_frame_metadata, grid_mask, sample_image_metadata
+
+
+def _scene(height=48, width=64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, height, width, generator=generator)
+
+
+def test_polynomial_features_count_and_values():
+    rgb = torch.tensor([[2.0, 3.0, 5.0]])
+    features = polynomial_features(rgb, 2)
+    assert features.shape == (1, 10)  # 1 + 3 + 6 monomials
+    assert set(features[0].tolist()) == {1.0, 2.0, 3.0, 5.0, 4.0, 6.0, 10.0, 9.0, 15.0, 25.0}
+
+
+def test_global_fit_recovers_a_global_polynomial_isp_exactly():
+    srgb = _scene()
+    pixels = srgb[0].permute(1, 2, 0).reshape(-1, 3).double()
+    truth = torch.stack([0.2 * pixels[:, 0] ** 2 + 0.1, 0.5 * pixels[:, 1] * pixels[:, 2], 0.3 * pixels[:, 2]], 1)
+    raw = truth.T.reshape(3, 48, 64).float()[None]
+    mask = grid_mask(48, 64, rng=torch.Generator().manual_seed(1))
+    meta = sample_image_metadata(srgb[0], raw[0], mask)
+    pred = GlobalColourFit(degree=2, ridge=0).derender(srgb, meta)
+    assert (pred - raw).abs().max() < 1e-5
+
+
+def test_global_fit_uses_dense_first_frame_metadata():
+    srgb = _scene(seed=3).repeat(2, 1, 1, 1)
+    raw = srgb**2.2 * torch.tensor([0.5, 0.8, 0.6]).view(1, 3, 1, 1)
+    meta = first_frame_metadata(srgb, raw)
+    pred = GlobalColourFit(degree=3).derender(srgb, meta)
+    assert pred.shape == raw.shape and (pred - raw).abs().max() < 0.01
+
+
+def test_interpolation_returns_the_samples_at_sampled_positions():
+    srgb = _scene()
+    raw = _scene(seed=5)
+    mask = grid_mask(48, 64, rng=torch.Generator().manual_seed(2))
+    meta = sample_image_metadata(srgb[0], raw[0], mask)
+    pred = SampleInterpolation().derender(srgb, meta)
+    sampled = mask[0] > 0
+    assert torch.allclose(pred[0][:, sampled], raw[0][:, sampled], atol=1e-6)
+    assert torch.isfinite(pred).all() and pred.shape == raw.shape
+
+
+def test_wrong_metadata_kind_and_size_are_clear_errors():
+    srgb = _scene()
+    dense = first_frame_metadata(srgb, srgb)
+    with pytest.raises(RawMambaError, match="takes sampled metadata"):
+        SampleInterpolation().derender(srgb, dense)
+    with pytest.raises(RawMambaError, match="metadata is for"):
+        GlobalColourFit().derender(_scene(32, 32), dense)
