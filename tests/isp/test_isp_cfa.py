@@ -109,8 +109,9 @@ def test_demosaic_reflect_stays_in_range():
 def test_vectorised_over_leading_dims():
     rgb = torch.rand(2, 3, 3, 8, 8)
     batched = demosaic_bilinear(mosaic(rgb, "bggr"), "bggr")
-    single = torch.stack([torch.stack([demosaic_bilinear(mosaic(rgb[i, j], "bggr"), "bggr") for j in range(3)])
-                          for i in range(2)])
+    single = torch.stack(
+        [torch.stack([demosaic_bilinear(mosaic(rgb[i, j], "bggr"), "bggr") for j in range(3)]) for i in range(2)]
+    )
     assert torch.allclose(batched, single)
     assert pack(mosaic(rgb, "bggr"), "bggr").shape == (2, 3, 4, 4, 4)
 
