@@ -85,10 +85,10 @@ def _chroma_scale(lab: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 def adjust_vibrance(
     rgb: torch.Tensor, vibrance: float = 0.0, *, chroma_ref: float = 0.1, inverse: bool = False
 ) -> torch.Tensor:
-    """Saturate muted colours more than vivid ones: Oklab chroma ``C' = C (1 + v) / (1 + v C / chroma_ref)``.
+    """Saturate muted colours more than vivid ones: Oklab chroma ``C' = C (1 + v chroma_ref / (chroma_ref + C))``.
 
-    A Moebius map: low chroma is scaled by ``1 + v``, chroma far above ``chroma_ref`` by about
-    ``chroma_ref (1 + v) / (v C)``; strictly increasing, so exactly invertible. ``vibrance >= 0``.
+    Chroma near 0 is scaled by ``1 + v``, chroma well above ``chroma_ref`` by almost 1; the map is
+    strictly increasing (never desaturates), so exactly invertible. ``vibrance >= 0``.
     """
     _check(rgb)
     if vibrance < 0 or chroma_ref <= 0:
@@ -99,10 +99,12 @@ def adjust_vibrance(
 def _vibrance_lab(lab: torch.Tensor, v: float, c0: float, inverse: bool) -> torch.Tensor:
     c = lab[..., 1:, :, :].norm(dim=-3, keepdim=True)
     if not inverse:
-        scale = (1 + v) / (1 + v * c / c0)
-    else:
-        scale = c0 / (c0 * (1 + v) - v * c).clamp_min(_EPS)
-    return _chroma_scale(lab, scale)
+        return _chroma_scale(lab, 1 + v * c0 / (c0 + c))
+    # C' = C + v c0 C / (c0 + C)  <=>  C^2 + (c0 (1 + v) - C') C - c0 C' = 0; the positive root, stably.
+    beta = c0 * (1 + v) - c
+    root = (beta * beta + 4 * c0 * c).sqrt()
+    original = torch.where(beta >= 0, 2 * c0 * c / (beta + root).clamp_min(_EPS), (root - beta) / 2)
+    return _chroma_scale(lab, torch.where(c > 0, original / c.clamp_min(1e-30), 1 / (1 + v)))
 
 
 def shift_hue(

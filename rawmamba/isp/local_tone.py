@@ -98,26 +98,29 @@ def bilateral_tone_map(
         sigma_range: range sigma in stops (log2 units; Durand's 0.4 log10 is 1.33 stops).
         anchor_quantile: the base value kept fixed, as a quantile of the base over the image.
         downsample: grid subsampling of the fast bilateral filter; ``None`` picks ``sigma_px / 2``.
-        max_levels: most intensity levels of the piecewise-linear filter (levels are ``sigma_range`` apart).
+        max_levels: most intensity levels of the piecewise-linear filter (levels are ``sigma_range`` apart,
+            wider when the batch spans more than ``max_levels - 2`` of them).
         eps: luminance floor before the logarithm.
     """
     _check(rgb, strength)
     log_y = _log_luminance(rgb, eps)
-    n, _, h, w = log_y.shape
+    h, w = log_y.shape[-2:]
     sigma_px = sigma_space * max(h, w)
     ds = downsample or max(1, int(sigma_px / 2))
     small = F.interpolate(log_y, size=(max(1, -(-h // ds)), max(1, -(-w // ds))), mode="area")
-    lo = log_y.amin(dim=(1, 2, 3), keepdim=True)
-    hi = log_y.amax(dim=(1, 2, 3), keepdim=True)
-    span = (hi - lo).clamp_min(1e-6)
-    k = int(min(max_levels, max(2, math.ceil(float(span.max()) / sigma_range) + 1)))
-    values = lo + span * torch.linspace(0, 1, k, dtype=log_y.dtype, device=log_y.device).view(1, k, 1, 1)
+    # Levels sit at absolute multiples of sigma_range, so an image's result does not depend on the others
+    # in its batch (unless max_levels forces a wider spacing).
+    first = math.floor(float(log_y.min()) / sigma_range)
+    k = math.floor(float(log_y.max()) / sigma_range) - first + 2
+    spacing = sigma_range if k <= max_levels else (float(log_y.max()) - first * sigma_range) / (max_levels - 1)
+    k = min(k, max_levels)
+    values = first * sigma_range + spacing * torch.arange(k, dtype=log_y.dtype, device=log_y.device).view(1, k, 1, 1)
     weight = torch.exp(-0.5 * ((small - values) / sigma_range) ** 2)  # (N, K, h, w)
     blurred_weight = _gaussian_blur(weight, sigma_px / ds)
     blurred_value = _gaussian_blur(weight * small, sigma_px / ds)
     levels = blurred_value / blurred_weight.clamp_min(1e-30)
     levels = F.interpolate(levels, size=(h, w), mode="bilinear", align_corners=False)
-    position = (log_y - lo) / span * (k - 1)
+    position = (log_y - values[:, :1]) / spacing
     index = position.floor().clamp(0, k - 2)
     frac = position - index
     index = index.long()
