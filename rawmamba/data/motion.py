@@ -19,6 +19,7 @@ except at disocclusions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -76,7 +77,8 @@ def _sample(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarr
 
 def render_motion(height: int, width: int, frames: int, rng: np.random.Generator, *,
                   params: MotionParams | None = None, sprite_size: tuple[int, int] | None = None,
-                  **scene_options) -> tuple[np.ndarray, np.ndarray]:
+                  background: Callable[[int, int, np.random.Generator], np.ndarray] = dead_leaves,
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Render a synthetic linear raw-RGB video and its backward flow to frame 0.
 
     Args:
@@ -84,7 +86,8 @@ def render_motion(height: int, width: int, frames: int, rng: np.random.Generator
         rng: random generator for the scenes (and the motion when ``params`` is None).
         params, sprite_size: the motion (default: ``random_motion``); object positions are frame pixels at
             t = 0 (the canvas is aligned with frame 0 away from its margin).
-        scene_options: passed to ``dead_leaves`` for the background.
+        background: ``background(h, w, rng) -> (h, w, 3)`` linear canvas, larger than the frame by the
+            margin the motion needs (default: a dead-leaves scene).
 
     Returns:
         ``frames (T, H, W, 3)`` float32 in [0, 1] (linear) and ``flow (T, H, W, 2)`` float32 in pixels
@@ -98,7 +101,7 @@ def render_motion(height: int, width: int, frames: int, rng: np.random.Generator
     zoom_end = 1 + abs(params.zoom_rate) * span
     # Canvas margin: enough for the camera path plus the zoom-out, so sampling stays inside it.
     margin = int(np.ceil(max(abs(vx), abs(vy)) * span + (zoom_end - 1) * max(height, width) / 2)) + 4
-    canvas = dead_leaves(height + 2 * margin, width + 2 * margin, rng, **scene_options)
+    canvas = np.ascontiguousarray(background(height + 2 * margin, width + 2 * margin, rng), dtype=np.float32)
     sprites = []
     for _ in params.objects:
         sh, sw = sprite_size

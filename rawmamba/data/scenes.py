@@ -35,10 +35,17 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float, size=None) -
     return np.exp(rng.uniform(np.log(low), np.log(high), size))
 
 
+def _colour(rng: np.random.Generator, low: float, high: float, saturation: float) -> np.ndarray:
+    """A linear colour: log-uniform brightness in [low, high] times a chroma whose distance from grey is
+    drawn up to ``saturation`` (1: as saturated as a Dirichlet(2, 2, 2) draw, 0: neutral)."""
+    chroma = 1.0 + rng.uniform(0, saturation) * (rng.dirichlet(np.full(3, 2.0)) * 3.0 - 1.0)
+    return _log_uniform(rng, low, high) * chroma
+
+
 def _fill(rng: np.random.Generator, hh: int, ww: int, *, low: float, high: float,
-          gradient_prob: float, texture_prob: float) -> np.ndarray:
+          gradient_prob: float, texture_prob: float, saturation: float) -> np.ndarray:
     """The ``(hh, ww, 3)`` linear fill of one shape's bounding box: flat colour, gradient or texture."""
-    base = _log_uniform(rng, low, high) * rng.dirichlet(np.full(3, 2.0)) * 3.0
+    base = _colour(rng, low, high, saturation)
     fill = np.broadcast_to(base.astype(np.float32), (hh, ww, 3)).copy()
     y, x = np.mgrid[0:hh, 0:ww].astype(np.float32)
     u = rng.uniform(0, 1)
@@ -46,7 +53,7 @@ def _fill(rng: np.random.Generator, hh: int, ww: int, *, low: float, high: float
         angle = rng.uniform(0, 2 * np.pi)
         ramp = (np.cos(angle) * x + np.sin(angle) * y) / max(hh, ww, 1)
         ramp = ramp - ramp.min()
-        end = _log_uniform(rng, low, high) * rng.dirichlet(np.full(3, 2.0)) * 3.0
+        end = _colour(rng, low, high, saturation)
         fill = fill + ramp[..., None] * (end - base).astype(np.float32)
     elif u < gradient_prob + texture_prob:
         if rng.uniform() < 0.5:
@@ -73,7 +80,8 @@ def _shape_mask(rng: np.random.Generator, hh: int, ww: int) -> np.ndarray:
 def dead_leaves(height: int, width: int, rng: np.random.Generator, *, n_shapes: int = 300,
                 radius_range: tuple[float, float] = (0.01, 0.3), exponent: float = 3.0,
                 brightness_range: tuple[float, float] = (0.02, 0.7), n_extremes: int = 2,
-                gradient_prob: float = 0.3, texture_prob: float = 0.3, blur_sigma: float = 0.7) -> np.ndarray:
+                gradient_prob: float = 0.3, texture_prob: float = 0.3, saturation: float = 0.6,
+                blur_sigma: float = 0.7) -> np.ndarray:
     """A procedural linear raw-RGB scene, ``(height, width, 3)`` float32 in [0, 1].
 
     Args:
@@ -87,13 +95,15 @@ def dead_leaves(height: int, width: int, rng: np.random.Generator, *, n_shapes: 
             and very dark (0.002-0.01), so that every scene spans a high dynamic range.
         gradient_prob, texture_prob: probabilities that a shape gets a linear gradient or a texture
             (stripes or smooth noise) instead of a flat colour.
+        saturation: largest distance of a shape's colour from grey (0: a grey world, 1: vivid colours).
+            Colours are reflectances: neutral (equal RGB) means grey under the scene light.
         blur_sigma: Gaussian blur (pixels) applied at the end as an optical low-pass, against aliasing.
     """
     if height < 2 or width < 2:
         raise RawMambaError(f"scene size must be at least 2x2, got {height}x{width}")
     size = max(height, width)
     background = _fill(rng, height, width, low=brightness_range[0], high=brightness_range[1],
-                       gradient_prob=1.0, texture_prob=0.0)
+                       gradient_prob=1.0, texture_prob=0.0, saturation=saturation)
     image = background.astype(np.float32)
     r_lo, r_hi = radius_range[0] * size, radius_range[1] * size
     # Inverse-CDF sampling of p(r) ~ r^-exponent on [r_lo, r_hi].
@@ -109,7 +119,8 @@ def dead_leaves(height: int, width: int, rng: np.random.Generator, *, n_shapes: 
         top = int(rng.integers(-hh // 2, height - hh // 2))
         left = int(rng.integers(-ww // 2, width - ww // 2))
         mask = _shape_mask(rng, hh, ww)
-        fill = _fill(rng, hh, ww, low=low, high=high, gradient_prob=gradient_prob, texture_prob=texture_prob)
+        fill = _fill(rng, hh, ww, low=low, high=high, gradient_prob=gradient_prob, texture_prob=texture_prob,
+                     saturation=saturation)
         y0, x0 = max(top, 0), max(left, 0)
         y1, x1 = min(top + hh, height), min(left + ww, width)
         if y1 <= y0 or x1 <= x0:
