@@ -32,7 +32,7 @@ _TILES: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
 class CFA(str, Enum):
     """A 2x2 Bayer pattern, named by reading its tile row by row from the top-left pixel.
 
-    ``RGGB``: top-left pixel red, then green; second row green, blue (Canon, Sony, most cameras).
+    ``RGGB``: top-left pixel red, then green; second row green, blue (RVD-Part2's pattern).
     ``BGGR``: top-left pixel blue. ``GRBG``: top-left green with red to its right.
     ``GBRG``: top-left green with blue to its right.
     Cropping one column off a mosaic turns RGGB into GRBG; one row turns it into GBRG (``shifted``).

@@ -7,14 +7,12 @@ deterministic for a given numpy seed too. Nothing here touches global RNG state.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from rawmamba.errors import RawMambaError
 
-__all__ = ["as_generator", "log_uniform", "uniform"]
+__all__ = ["as_generator", "uniform"]
 
 
 def as_generator(rng: torch.Generator | np.random.Generator) -> torch.Generator:
@@ -29,8 +27,3 @@ def as_generator(rng: torch.Generator | np.random.Generator) -> torch.Generator:
 def uniform(rng: torch.Generator, low: float, high: float) -> float:
     """One float drawn uniformly from ``[low, high)``."""
     return low + (high - low) * float(torch.rand((), generator=rng, dtype=torch.float64))
-
-
-def log_uniform(rng: torch.Generator, low: float, high: float) -> float:
-    """One float whose logarithm is uniform on ``[log low, log high)``; ``0 < low <= high``."""
-    return math.exp(uniform(rng, math.log(low), math.log(high)))
