@@ -1,6 +1,5 @@
 """Local tone mapping: identity at zero strength, more local contrast, large-region order kept, speed."""
 
-import time
 
 import pytest
 import torch
@@ -82,17 +81,6 @@ def test_vectorised_over_leading_dims(kind):
     assert out.shape == batch.shape
     single = local_tone_map(batch[1, 0], kind, 0.4)
     assert torch.allclose(out[1, 0], single, rtol=1e-5, atol=1e-7)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_fast_on_512_cpu(kind):
-    rgb = torch.rand(1, 3, 512, 512, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.01
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        local_tone_map(rgb, kind, 0.5)
-        best = min(best, time.perf_counter() - start)
-    assert best < 1.0, f"{kind}: {best:.3f} s"
 
 
 def test_bad_arguments():
