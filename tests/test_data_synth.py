@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from rawmamba.cli import main
 from rawmamba.data.images import CamDataset
@@ -33,6 +34,9 @@ def test_image_synth_reads_back(tmp_path):
         assert (item["srgb"][0] - truth.srgb).abs().max() <= 0.5 / 255 + 1e-6
         assert (item["raw"][0] - truth.raw).abs().max() <= 0.5 / 65535 + 1e-6
         assert item["meta_mask"].sum() == 4 * 6
+    batch = next(iter(DataLoader(ds, batch_size=2)))  # the default collate stacks items into a batch
+    assert batch["srgb"].shape == (2, 1, 3, 32, 48) and batch["meta_mask"].shape == (2, 1, 32, 48)
+    assert batch["name"] == ["random/image_0000", "random/image_0001"]
 
 
 def test_video_synth_reads_back_with_flow(tmp_path):
