@@ -1,0 +1,87 @@
+"""Selective-scan backends: a name -> implementation table with availability checks.
+
+Every backend implements the one signature of :func:`rawmamba.ssm.selective_scan` (the reference backend's
+docstring is the contract). Built-in backends are registered in :mod:`rawmamba.ssm.backends`; a fused kernel
+(Triton, a CPU extension, mamba-ssm) adds one file there and one :func:`register_backend` call, with an
+``available`` callable that returns False where its dependency or device is missing, so that importing
+``rawmamba`` never needs CUDA, Triton or mamba-ssm.
+
+The backend used by a call is, in order: the ``backend`` argument, the environment variable
+``RAWMAMBA_SCAN_BACKEND`` (read at call time), :data:`DEFAULT_BACKEND`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rawmamba.errors import RawMambaError
+
+ENV_VAR = "RAWMAMBA_SCAN_BACKEND"
+DEFAULT_BACKEND = "chunked"
+
+
+def _always() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class ScanBackend:
+    """One registered implementation of the selective scan.
+
+    Attributes:
+        name: the name users pass as ``backend=`` or in ``RAWMAMBA_SCAN_BACKEND``.
+        fn: the implementation, same signature as :func:`rawmamba.ssm.selective_scan` minus ``backend``.
+        available: returns True when ``fn`` can run on this machine (dependency importable, device present).
+    """
+
+    name: str
+    fn: Callable
+    available: Callable[[], bool] = _always
+
+
+_BACKENDS: dict[str, ScanBackend] = {}
+
+
+def register_backend(name: str, fn: Callable, available: Callable[[], bool] = _always) -> None:
+    """Add (or replace) the backend ``name``; ``available()`` is evaluated lazily, at selection time."""
+    if not name or not isinstance(name, str):
+        raise RawMambaError(f"register_backend: name must be a non-empty string, got {name!r}")
+    _BACKENDS[name] = ScanBackend(name=name, fn=fn, available=available)
+
+
+def registered_backends() -> list[str]:
+    """Names of all registered backends, sorted (available or not)."""
+    return sorted(_BACKENDS)
+
+
+def available_backends() -> list[str]:
+    """Names of the registered backends that can run on this machine, sorted."""
+    return sorted(name for name, entry in _BACKENDS.items() if entry.available())
+
+
+def get_backend(name: str | None = None) -> ScanBackend:
+    """The backend for ``name``, else ``$RAWMAMBA_SCAN_BACKEND``, else :data:`DEFAULT_BACKEND`.
+
+    Raises:
+        RawMambaError: the name is not registered, or its ``available()`` is False; the message lists the
+            registered and the available backends and says where the name came from.
+    """
+    source = "argument backend"
+    if name is None:
+        name = os.environ.get(ENV_VAR) or None
+        source = f"environment variable {ENV_VAR}"
+    if name is None:
+        name, source = DEFAULT_BACKEND, "default"
+    entry = _BACKENDS.get(name)
+    listing = f"registered: {', '.join(registered_backends()) or 'none'}; available: " + (
+        ", ".join(available_backends()) or "none"
+    )
+    if entry is None:
+        raise RawMambaError(f"unknown selective-scan backend {name!r} (from {source}); {listing}")
+    if not entry.available():
+        raise RawMambaError(
+            f"selective-scan backend {name!r} (from {source}) is not available on this machine; {listing}"
+        )
+    return entry
