@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from rawmamba.baselines import GlobalColourFit, SampleInterpolation, polynomial_features
+from rawmamba.baselines import GlobalColourFit, InverseGamma, SampleInterpolation, polynomial_features
 from rawmamba.errors import RawMambaError
+from rawmamba.isp import srgb_oetf
 from rawmamba.metadata import first_frame_metadata, grid_mask, sample_image_metadata
 
 
@@ -57,3 +58,10 @@ def test_wrong_metadata_kind_and_size_are_clear_errors():
         SampleInterpolation().derender(srgb, dense)
     with pytest.raises(RawMambaError, match="metadata is for"):
         GlobalColourFit().derender(_scene(32, 32), dense)
+
+
+def test_inverse_gamma_inverts_the_srgb_oetf():
+    linear = _scene()
+    meta = first_frame_metadata(linear, linear)
+    pred = InverseGamma().derender(srgb_oetf(linear), meta)
+    assert torch.allclose(pred, linear, atol=1e-5)

@@ -25,7 +25,7 @@ from rawmamba.errors import RawMambaError
 @dataclass
 class TrainConfig:
     # --- what to learn ---
-    task: str = "image"  # "image" (sampled 1.5% metadata) or "video" (first-frame metadata)
+    task: str = "image"  # "image" (sampled 1.5% metadata), "video" (first-frame metadata) or "mixed" (both)
     model: str = "rawmamba_tiny"  # a name registered in rawmamba.models.create_model
     model_args: dict = field(default_factory=dict)  # constructor overrides, e.g. {"dim": 32}
 
@@ -62,7 +62,7 @@ class TrainConfig:
 
 
 _CHOICES = {
-    "task": ("image", "video"),
+    "task": ("image", "video", "mixed"),
     "data": ("synthetic", "cam", "rvd", "folder"),
     "sampler": ("grid", "random", "superpixel"),
     "device": ("auto", "cpu", "cuda"),

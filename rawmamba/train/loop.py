@@ -1,0 +1,211 @@
+"""The training loop, top to bottom: one process or many under ``torchrun`` (DistributedDataParallel).
+
+    rawmamba train --config configs/synthetic_image.yaml --epochs=2
+    torchrun --nproc_per_node=4 -m rawmamba.cli train --config configs/cam_image.yaml
+
+Each process reads ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` from the environment that ``torchrun`` sets
+(absent: a single process). Process 0 alone logs, previews and saves. The learning rate follows the
+paper's step schedule (x0.1 every 20 epochs), a pure function of the epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from rawmamba.errors import RawMambaError
+from rawmamba.losses import derender_loss
+from rawmamba.metrics import psnr
+from rawmamba.models import create_model
+from rawmamba.train.checkpoint import load_weights, save_checkpoint
+from rawmamba.train.config import TrainConfig, save_config
+from rawmamba.train.datasets import build_train_datasets
+
+
+def lr_at(epoch: int, config: TrainConfig) -> float:
+    """Step schedule of the paper (section 4.1): ``lr * gamma ** (epoch // step)``."""
+    return config.lr * config.lr_gamma ** (epoch // config.lr_step_epochs)
+
+
+def forward_batch(model: torch.nn.Module, batch: dict, device: torch.device) -> torch.Tensor:
+    """Run the network on one collated batch (dataset-item contract of docs/CONVENTIONS.md)."""
+    optional = {key: batch[key].to(device) for key in ("meta_mask", "flow") if key in batch}
+    return model(
+        batch["srgb"].to(device),
+        batch["meta_srgb"].to(device),
+        batch["meta_raw"].to(device),
+        meta_mask=optional.get("meta_mask"),
+        flow=optional.get("flow"),
+    )
+
+
+def interleave(loaders: list) -> Iterator[dict]:
+    """Batches of several loaders in turn (image, video, image, ...), each loader read to its end once."""
+    iterators = [iter(loader) for loader in loaders]
+    while iterators:
+        for iterator in list(iterators):
+            batch = next(iterator, None)
+            if batch is None:
+                iterators.remove(iterator)
+            else:
+                yield batch
+
+
+def _device(config: TrainConfig, local_rank: int) -> torch.device:
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RawMambaError("device=cuda was asked for, but CUDA is not available")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _preview(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """First clip's first frame, prediction above ground truth, gamma 1/2.2 for viewing (3, 2H, W)."""
+    images = torch.cat([pred[0, 0, :3], target[0, 0, :3]], dim=1).detach().float().cpu()
+    return images.clamp(0, 1) ** (1 / 2.2)
+
+
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    """Train a model as ``config`` says; returns the path of the final checkpoint's weights."""
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = _device(config, local_rank)
+    rank, world = _init_distributed(device)
+    if config.batch_size % world:
+        raise RawMambaError(f"batch_size {config.batch_size} is not divisible by the {world} processes")
+    main_process = rank == 0
+    out_dir = Path(config.out_dir)
+    last = out_dir / "checkpoints" / "last"
+    if main_process:
+        if not resume and last.with_suffix(".json").exists():
+            raise RawMambaError(f"{out_dir} already holds a run: pass --resume to continue it, or another out_dir")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, out_dir / "config.yaml")
+
+    torch.manual_seed(config.seed)  # identical initial weights on every process
+    model_args = {"raw_channels": config.raw_channels, **config.model_args}
+    model = create_model(config.model, **model_args).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr_at(0, config))
+    step, start_epoch = 0, 0
+    if resume:
+        if not last.with_suffix(".state.pt").exists():
+            raise RawMambaError(f"--resume: no checkpoint to resume in {out_dir / 'checkpoints'}")
+        load_weights(model, last)
+        state = torch.load(last.with_suffix(".state.pt"), map_location="cpu", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        step, start_epoch = state["step"], state["epoch"]
+    if world > 1:
+        model = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+
+    datasets = build_train_datasets(config)
+    generator = torch.Generator()
+    samplers = [
+        DistributedSampler(dataset, num_replicas=world, rank=rank, seed=config.seed, drop_last=True)
+        if world > 1
+        else RandomSampler(dataset, generator=generator)
+        for dataset in datasets
+    ]
+    loaders = [
+        DataLoader(
+            dataset,
+            batch_size=config.batch_size // world,
+            sampler=sampler,
+            num_workers=config.num_workers,
+            drop_last=True,
+            pin_memory=device.type == "cuda",
+            persistent_workers=config.num_workers > 0,
+        )
+        for dataset, sampler in zip(datasets, samplers, strict=True)
+    ]
+    for dataset, loader in zip(datasets, loaders, strict=True):
+        if len(loader) == 0:
+            raise RawMambaError(f"a training set has {len(dataset)} items, fewer than one batch of {config.batch_size}")
+    steps_per_epoch = sum(len(loader) for loader in loaders)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
+    )
+    writer = _tensorboard(out_dir) if main_process else None
+    describe = {"model_name": config.model, "model_args": model_args}
+
+    def save(epoch: int) -> None:
+        info = {"config": dataclasses.asdict(config), "step": step, "epoch": epoch}
+        train_state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch}
+        save_checkpoint(last, model, **describe, info=info, train_state=train_state)
+
+    total_steps = config.max_steps or config.epochs * steps_per_epoch
+    progress = tqdm(total=total_steps, initial=step, desc="train", disable=not main_process, dynamic_ncols=True)
+    model.train()
+    for epoch in range(start_epoch, config.epochs):
+        if step >= total_steps:
+            break
+        for sampler in samplers:
+            if isinstance(sampler, DistributedSampler):
+                sampler.set_epoch(epoch)
+        generator.manual_seed(config.seed + epoch)  # the same order again after a resume
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(epoch, config)
+        skip = step - epoch * steps_per_epoch  # batches of this epoch already done before a resume
+        for index, batch in enumerate(interleave(loaders)):
+            if index < skip:
+                continue
+            with autocast:
+                pred = forward_batch(model, batch, device)
+            target = batch["raw"].to(device)
+            loss = derender_loss(pred.float(), target, ssim_weight=config.ssim_weight)  # eq. 18
+            if not torch.isfinite(loss):
+                raise RawMambaError(f"the loss became {loss.item()} at step {step}; lower lr or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # DDP averages gradients across processes here (sync point)
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            step += 1
+            progress.update(1)
+            if main_process:
+                progress.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch)
+                if step % config.log_every == 0 and writer:
+                    writer.add_scalar("train/loss", loss.item(), step)
+                    writer.add_scalar("train/psnr", psnr(pred.detach().float().clamp(0, 1), target).mean(), step)
+                    writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+                if config.preview_every and step % config.preview_every == 0 and writer:
+                    writer.add_image("train/pred_over_target", _preview(pred, target), step)
+                if step % config.save_every == 0:
+                    save(epoch)
+            if step >= total_steps:
+                break
+        if main_process:
+            save(epoch + 1 if step >= (epoch + 1) * steps_per_epoch else epoch)
+    progress.close()
+    if writer:
+        writer.close()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return last.with_suffix(".safetensors")
+
+
+def _tensorboard(out_dir: Path):
+    """A TensorBoard writer, or None with a notice when the tensorboard package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        print("tensorboard is not installed: training runs without TensorBoard logs (pip install tensorboard)")
+        return None
+    return SummaryWriter(str(out_dir / "tensorboard"))
+
