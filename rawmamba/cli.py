@@ -18,6 +18,7 @@ from rawmamba.errors import RawMambaError
 COMMAND_MODULES = (
     "rawmamba.data.cli",
     "rawmamba.train.cli",
+    "rawmamba.demo",
 )
 
 
