@@ -39,11 +39,13 @@ class TrainConfig:
     sampler: str = "grid"  # image metadata sampler: "grid" (one per 8x8 cell), "random", "superpixel"
     synthetic_size: int = 192  # side of the synthetic scenes drawn on the fly (crops are taken from them)
     synthetic_count: int = 4096  # synthetic scenes per epoch
+    synthetic_flow: str = "dis"  # video flow to train with: "dis" (as at inference) or "exact" (renderer's)
 
     # --- optimisation (paper section 4.1) ---
     batch_size: int = 64  # global batch; split across processes under torchrun
     epochs: int = 80
     max_steps: int = 0  # stop after this many optimiser steps (0 = run all epochs)
+    max_minutes: float = 0.0  # stop (and save) after this much wall-clock training time (0 = no limit)
     lr: float = 2e-4
     lr_step_epochs: int = 20  # multiply the learning rate by lr_gamma every this many epochs
     lr_gamma: float = 0.1
@@ -65,6 +67,7 @@ _CHOICES = {
     "task": ("image", "video", "mixed"),
     "data": ("synthetic", "cam", "rvd", "folder"),
     "sampler": ("grid", "random", "superpixel"),
+    "synthetic_flow": ("dis", "exact"),
     "device": ("auto", "cpu", "cuda"),
     "precision": ("fp32", "bf16"),
     "raw_channels": (3, 4),

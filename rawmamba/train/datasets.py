@@ -18,6 +18,7 @@ from rawmamba.data import CamDataset, PairFolderDataset, RandomCropFlip, RVDData
 from rawmamba.data.items import add_image_metadata, item_generator, resolve_sampler
 from rawmamba.errors import RawMambaError
 from rawmamba.isp import CFA, mosaic, pack
+from rawmamba.models.optical_flow import dis_flow
 from rawmamba.train.config import TrainConfig
 
 
@@ -31,9 +32,9 @@ def to_packed_bayer(srgb: torch.Tensor, raw: torch.Tensor) -> tuple[torch.Tensor
 class _Maker(Dataset):
     """Draws scene ``index`` of the synthetic stream; used only to render the pool in parallel."""
 
-    def __init__(self, kind: str, count: int, size: int, frames: int, seed: int, raw_channels: int):
+    def __init__(self, kind: str, count: int, size: int, frames: int, seed: int, raw_channels: int, flow: str):
         self.kind, self.count, self.size, self.frames = kind, count, size, frames
-        self.seed, self.raw_channels = seed, raw_channels
+        self.seed, self.raw_channels, self.flow = seed, raw_channels, flow
 
     def __len__(self) -> int:
         return self.count
@@ -44,7 +45,8 @@ class _Maker(Dataset):
             item = {"srgb": pair.srgb[None], "raw": pair.raw[None]}
         else:
             clip = synth_video(self.seed, index, height=self.size, width=self.size, frames=self.frames)
-            item = {"srgb": clip.srgb, "raw": clip.raw, "flow": clip.flow}
+            flow = clip.flow if self.flow == "exact" else dis_flow(clip.srgb[None], clip.srgb[:1])[0]
+            item = {"srgb": clip.srgb, "raw": clip.raw, "flow": flow}
         if self.raw_channels == 4:
             item["srgb"], item["raw"] = to_packed_bayer(item["srgb"], item["raw"])
             if "flow" in item:
@@ -63,14 +65,18 @@ class SyntheticPool(Dataset):
         sampler: image metadata sampler name.
         raw_channels: 3 (raw-RGB) or 4 (packed RGGB, sRGB at half resolution).
         workers: processes rendering the pool.
+        flow: video flow served: ``"dis"`` (OpenCV DIS on the sRGB frames, what the network meets at
+            inference time) or ``"exact"`` (the renderer's ground truth).
     """
 
     def __init__(self, kind: str, *, count: int, size: int, patch: int, frames: int = 5, sampler: str = "grid",
-                 seed: int = 0, raw_channels: int = 3, workers: int = 0):
+                 seed: int = 0, raw_channels: int = 3, workers: int = 0, flow: str = "dis"):
         scene_side = size // 2 if raw_channels == 4 else size
         if patch > scene_side:
             raise RawMambaError(f"patch_size {patch} is larger than the synthetic scenes ({scene_side} pixels)")
-        maker = _Maker(kind, count, size, frames, seed, raw_channels)
+        if flow not in ("dis", "exact"):
+            raise RawMambaError(f"flow must be 'dis' or 'exact', got {flow!r}")
+        maker = _Maker(kind, count, size, frames, seed, raw_channels, flow)
         loader = DataLoader(maker, batch_size=None, num_workers=workers)
         self.items = list(loader)
         self.kind = kind
@@ -103,6 +109,7 @@ def build_train_datasets(config: TrainConfig) -> list[Dataset]:
                 seed=config.seed + index,
                 raw_channels=config.raw_channels,
                 workers=config.num_workers,
+                flow=config.synthetic_flow,
             )
             for index, task in enumerate(tasks)
         ]

@@ -11,7 +11,9 @@ paper's step schedule (x0.1 every 20 epochs), a pure function of the epoch.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -149,10 +151,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         save_checkpoint(last, model, **describe, info=info, train_state=train_state)
 
     total_steps = config.max_steps or config.epochs * steps_per_epoch
+    started = time.monotonic()
+    done = step >= total_steps
     progress = tqdm(total=total_steps, initial=step, desc="train", disable=not main_process, dynamic_ncols=True)
     model.train()
     for epoch in range(start_epoch, config.epochs):
-        if step >= total_steps:
+        if done:
             break
         for sampler in samplers:
             if isinstance(sampler, DistributedSampler):
@@ -177,17 +181,28 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             optimizer.step()
             step += 1
             progress.update(1)
+            done = step >= total_steps or (step % config.log_every == 0 and _time_is_up(started, config, device))
             if main_process:
                 progress.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch)
-                if step % config.log_every == 0 and writer:
-                    writer.add_scalar("train/loss", loss.item(), step)
-                    writer.add_scalar("train/psnr", psnr(pred.detach().float().clamp(0, 1), target).mean(), step)
-                    writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+                if step % config.log_every == 0:
+                    record = {
+                        "step": step,
+                        "epoch": epoch,
+                        "loss": loss.item(),
+                        "psnr": float(psnr(pred.detach().float().clamp(0, 1), target).mean()),
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "seconds": round(time.monotonic() - started, 2),
+                    }
+                    with open(out_dir / "log.jsonl", "a") as log:
+                        log.write(json.dumps(record) + "\n")
+                    if writer:
+                        for key in ("loss", "psnr", "lr"):
+                            writer.add_scalar(f"train/{key}", record[key], step)
                 if config.preview_every and step % config.preview_every == 0 and writer:
                     writer.add_image("train/pred_over_target", _preview(pred, target), step)
                 if step % config.save_every == 0:
                     save(epoch)
-            if step >= total_steps:
+            if done:
                 break
         if main_process:
             save(epoch + 1 if step >= (epoch + 1) * steps_per_epoch else epoch)
@@ -198,6 +213,16 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return last.with_suffix(".safetensors")
+
+
+def _time_is_up(started: float, config: TrainConfig, device: torch.device) -> bool:
+    """Whether ``max_minutes`` has passed; under torchrun every process takes process 0's answer."""
+    if config.max_minutes <= 0:
+        return False
+    up = torch.tensor(float(time.monotonic() - started > 60 * config.max_minutes), device=device)
+    if dist.is_initialized():
+        dist.broadcast(up, src=0)  # sync point: all processes stop at the same step
+    return bool(up.item())
 
 
 def _tensorboard(out_dir: Path):
