@@ -1,0 +1,133 @@
+"""GPU checks: the selective scan on the GPU against the float64 CPU reference, and GPU timings.
+
+    python benchmarks/gpu_checks.py --out benchmarks/results/gpu_checks.json
+
+1. Correctness: every registered, available backend on CUDA (float32) against the sequential
+   reference on the CPU in float64: outputs, last state and gradients, at awkward lengths.
+2. Timings (CUDA events, median of repeats): the scan forward for d=192, n=16 at L up to 288,000
+   (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
+   ``rawmamba_tiny`` and ``rawmamba_base`` forward on a 5-frame video and on an image, fp32 and bf16.
+Results go to JSON with the commit, torch version and device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+from pathlib import Path
+
+import torch
+
+from rawmamba.models import create_model
+from rawmamba.ssm import available_backends, selective_scan
+
+BYTES_PER_SECOND = 3.0e12  # H100 device-to-device copy, measured (docs/REFERENCE.md)
+
+
+def _inputs(batch, dim, state, length, device, dtype, generator):
+    def rand(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+
+    u, delta, z = rand(batch, dim, length), rand(batch, dim, length) * 0.5, rand(batch, dim, length)
+    a = -torch.rand(dim, state, generator=generator, dtype=torch.float64).to(device, dtype) - 0.5
+    b, c = rand(batch, state, length), rand(batch, state, length)
+    d, bias = rand(dim), rand(dim) * 0.1
+    return [u, delta, a, b, c, d, z, bias]
+
+
+def check_correctness(backend: str, lengths=(1, 7, 64, 1000, 4097)) -> dict:
+    """Largest relative differences of a CUDA backend against the float64 CPU reference."""
+    worst = {"output": 0.0, "state": 0.0, "grad": 0.0}
+    for length in lengths:
+        generator = torch.Generator().manual_seed(length)
+        reference = [x.requires_grad_() for x in _inputs(2, 8, 4, length, "cpu", torch.float64, generator)]
+        candidate = [x.detach().cuda().float().requires_grad_() for x in reference]
+        results = []
+        for tensors, name in ((reference, "reference"), (candidate, backend)):
+            u, delta, a, b, c, d, z, bias = tensors
+            out, state = selective_scan(u, delta, a, b, c, D=d, z=z, delta_bias=bias, delta_softplus=True,
+                                        return_last_state=True, backend=name)
+            (out * torch.linspace(-1, 1, out.shape[-1], device=out.device, dtype=out.dtype)).sum().backward()
+            results.append((out, state, [t.grad for t in tensors]))
+        (out_ref, state_ref, grads_ref), (out_gpu, state_gpu, grads_gpu) = results
+
+        def relative(x, y):
+            return float((x.double().cpu() - y).abs().max() / y.abs().max().clamp_min(1e-12))
+
+        worst["output"] = max(worst["output"], relative(out_gpu, out_ref))
+        worst["state"] = max(worst["state"], relative(state_gpu, state_ref))
+        worst["grad"] = max(worst["grad"], *(relative(g, r) for g, r in zip(grads_gpu, grads_ref, strict=True)))
+    return worst
+
+
+def cuda_time(function, repeats: int = 5) -> float:
+    """Median milliseconds of ``function()`` on the GPU after one warm-up call."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        function()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def time_scan(backend: str, length: int, dim: int = 192, state: int = 16) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    u, delta, a, b, c, d, z, bias = _inputs(1, dim, state, length, "cuda", torch.float32, generator)
+    with torch.no_grad():
+        ms = cuda_time(lambda: selective_scan(u, delta, a, b, c, D=d, z=z, delta_bias=bias, delta_softplus=True,
+                                              backend=backend))
+    floor_bytes = 4 * (4 * dim * length + 2 * state * length)  # read u, delta, z, write y; read B, C
+    return {"backend": backend, "L": length, "ms": ms, "floor_ms": 1e3 * floor_bytes / BYTES_PER_SECOND}
+
+
+def time_model(name: str, frames: int, height: int, width: int, dtype: torch.dtype) -> dict:
+    model = create_model(name).cuda().eval()
+    x = torch.rand(1, frames, 3, height, width, device="cuda")
+    meta_srgb, meta_raw = x[:, 0].clone(), torch.rand(1, 3, height, width, device="cuda")
+    flow = torch.zeros(1, frames, 2, height, width, device="cuda")
+    mask = None if frames > 1 else (torch.rand(1, 1, height, width, device="cuda") < 1 / 64).float()
+    with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+        torch.cuda.reset_peak_memory_stats()
+        ms = cuda_time(lambda: model(x, meta_srgb, meta_raw, meta_mask=mask, flow=flow if mask is None else None), 3)
+    return {"model": name, "frames": frames, "height": height, "width": width, "dtype": str(dtype), "ms": ms,
+            "frames_per_s": 1e3 * frames / ms, "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_checks.json"))
+    args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    result = {"commit": commit, "torch": torch.__version__, "device": torch.cuda.get_device_name(),
+              "correctness": {}, "scan": [], "models": []}
+    backends = [name for name in available_backends() if name != "reference"]
+    for backend in backends:
+        result["correctness"][backend] = check_correctness(backend)
+        print("correctness", backend, result["correctness"][backend], flush=True)
+    for backend in backends:
+        for length in (20_480, 288_000):
+            result["scan"].append(time_scan(backend, length))
+            print("scan", result["scan"][-1], flush=True)
+    for name in ("rawmamba_tiny", "rawmamba_base"):
+        for frames, height, width in ((5, 640, 1440), (1, 1024, 1024)):
+            for dtype in (torch.float32, torch.bfloat16):
+                try:
+                    result["models"].append(time_model(name, frames, height, width, dtype))
+                except torch.OutOfMemoryError as error:
+                    result["models"].append({"model": name, "frames": frames, "dtype": str(dtype), "error": str(error)})
+                torch.cuda.empty_cache()
+                print("model", result["models"][-1], flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
