@@ -122,3 +122,14 @@ def test_bad_arguments_and_inputs_are_reported():
         LTAMamba(DIM, dw_kernel=2)
     with pytest.raises(RawMambaError, match=r"input must be \(b, 8, t, h, w\)"):
         LTAMamba(DIM)(torch.randn(1, DIM, 4, 4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_runs_on_gpu_and_matches_cpu():
+    model = LTAMamba(DIM, d_state=4, reduction=4)
+    x = volume(t=3)
+    want = model(x)
+    got = model.cuda()(x.cuda())
+    got.square().mean().backward()
+    assert torch.allclose(got.cpu(), want, atol=1e-4), f"{(got.cpu() - want).abs().max():.2e}"
+    assert all(p.grad is not None and p.grad.is_cuda for p in model.parameters())

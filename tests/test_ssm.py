@@ -12,8 +12,9 @@ TOLERANCES = {torch.float64: (1e-9, 1e-10), torch.float32: (2e-4, 2e-4)}
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
 
-def assert_close(name: str, got: torch.Tensor, want: torch.Tensor) -> None:
-    rtol, atol = TOLERANCES[want.dtype]
+def assert_close(name: str, got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+    """``got`` within the tolerance of ``dtype`` (default: ``want``'s dtype) of ``want``."""
+    rtol, atol = TOLERANCES[dtype or want.dtype]
     # float32 gradients that sum over the whole sequence (A, D, delta_bias) scale with its length.
     scale = want.abs().max().item() if want.numel() else 0.0
     diff = (got - want).abs().max().item() if want.numel() else 0.0
@@ -122,3 +123,15 @@ def test_chunked_is_stable_for_strong_decay_and_long_chunks():
         want = selective_scan_reference(**inputs, delta_softplus=True)
     assert torch.isfinite(y).all()
     assert_close("y", y, want)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("length", [7, 1000, 4097])
+def test_chunked_on_gpu_matches_float64_reference_on_cpu(length):
+    inputs = make_inputs(length, torch.float64, optional=True, groups=None)
+    want = run_with_grads(selective_scan_reference, inputs, softplus=True)
+    gpu = {k: v.detach().float().cuda().requires_grad_() for k, v in inputs.items()}
+    got = run_with_grads(lambda **kw: selective_scan_chunked(**kw, chunk_size=512), gpu, softplus=True)
+    for name in want:
+        assert got[name].is_cuda, name
+        assert_close(name, got[name].double().cpu(), want[name], dtype=torch.float32)
