@@ -1,0 +1,146 @@
+"""Reconstruction decoder (paper sec. 3.2): 3-D convolutions and upsampling to the RAW output.
+
+The decoder takes the LTA-Mamba features ``(B, C, T, H/r, W/r)`` and doubles the resolution
+``log2(r)`` times; after each upsampling it concatenates a skip from a shallow per-frame sRGB stem at
+that scale (the ConvNeXt stem starts at stride 4, so pixel-level detail has to come from somewhere).
+
+Output head (our choice, the paper does not say): instead of regressing RAW values directly, the
+decoder predicts at every pixel a ``C_raw x 3`` colour matrix ``M`` and an offset ``o`` applied to the
+linearised sRGB, ``raw = M @ curve(x) + o``. ``curve`` is a learned global per-channel tone curve
+(piecewise linear with ``curve_knots`` knots, initialised to ``x ** 2.2``), the part of a camera
+pipeline every pixel shares (gamma, global tone curve); ``M`` and ``o`` carry white balance, colour
+matrix and local tone mapping. This is a well-conditioned residual space: at initialisation ``M`` is
+the channel map sRGB -> RAW (identity for raw-RGB; R, G, G, B for packed Bayer) and ``o = 0``, so the
+untrained network already outputs a plausible linear image, and fine detail comes from ``x`` itself.
+The result is clamped to [0, 1] (a clamp, not a sigmoid, so the map stays linear inside the range).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rawmamba.errors import RawMambaError
+
+
+def base_colour_map(raw_channels: int) -> torch.Tensor:
+    """The initial ``(C_raw, 3)`` sRGB-channel -> RAW-channel map: identity, or R, G, G, B for Bayer."""
+    if raw_channels == 3:
+        return torch.eye(3)
+    if raw_channels == 4:
+        return torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]])
+    raise RawMambaError(f"raw_channels must be 3 (raw-RGB) or 4 (packed Bayer), got {raw_channels}")
+
+
+def tone_curve(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
+    """Per-channel piecewise-linear curve, differentiable in ``x`` and ``knots``.
+
+    Args:
+        x: ``(*, C, H, W)``, clamped to [0, 1].
+        knots: ``(C, K)`` curve values at ``0, 1/(K-1), ..., 1``.
+
+    Returns:
+        ``(*, C, H, W)``.
+    """
+    c, k = knots.shape
+    moved = x.movedim(-3, 0)
+    pos = moved.reshape(c, -1).clamp(0.0, 1.0) * (k - 1)
+    lo = pos.detach().floor().clamp(max=k - 2).long()
+    v0, v1 = knots.gather(1, lo), knots.gather(1, lo + 1)
+    out = v0 + (pos - lo) * (v1 - v0)
+    return out.view(moved.shape).movedim(0, -3)
+
+
+class ConvBlock3d(nn.Module):
+    """Residual block of two 3-D convolutions (kernel ``(temporal_kernel, 3, 3)``) with GELU.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels (a 1x1x1 convolution matches the residual when they differ).
+        temporal_kernel: kernel size along time (odd; 1 makes it per-frame).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, temporal_kernel: int = 3) -> None:
+        super().__init__()
+        if temporal_kernel % 2 == 0:
+            raise RawMambaError(f"temporal_kernel must be odd, got {temporal_kernel}")
+        kernel, pad = (temporal_kernel, 3, 3), (temporal_kernel // 2, 1, 1)
+        self.conv1 = nn.Conv3d(in_channels, out_channels, kernel, padding=pad)
+        self.conv2 = nn.Conv3d(out_channels, out_channels, kernel, padding=pad)
+        self.skip = nn.Conv3d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in, T, H, W)`` -> ``(B, out, T, H, W)``."""
+        return self.skip(x) + self.conv2(F.gelu(self.conv1(x)))
+
+
+class Decoder3d(nn.Module):
+    """LTA-Mamba features -> RAW frames.
+
+    Args:
+        in_channels: channels of the input feature volume.
+        raw_channels: ``C_raw`` (3 or 4).
+        reduction: stride of the input volume relative to the frames (a power of 2).
+        dims: decoder widths at strides ``reduction, reduction/2, ..., 1`` (``log2(reduction) + 1`` values).
+        temporal_kernel: time extent of the 3-D kernels.
+        gamma: exponent of the tone curve's initial shape ``x ** gamma``.
+        curve_knots: knots of the learned per-channel tone curve on [0, 1] (>= 2).
+        head_init_std: std of the head's initial weights (small, so training starts from the base map).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        raw_channels: int,
+        *,
+        reduction: int = 4,
+        dims: tuple[int, ...] = (64, 32, 32),
+        temporal_kernel: int = 3,
+        gamma: float = 2.2,
+        curve_knots: int = 17,
+        head_init_std: float = 1e-2,
+    ) -> None:
+        super().__init__()
+        steps = int(round(math.log2(reduction)))
+        if 2**steps != reduction or len(dims) != steps + 1:
+            raise RawMambaError(
+                f"decoder: reduction {reduction} must be a power of 2 and dims {tuple(dims)} must have "
+                f"log2(reduction) + 1 = {steps + 1} entries"
+            )
+        self.raw_channels = raw_channels
+        self.inp = ConvBlock3d(in_channels, dims[0], temporal_kernel=temporal_kernel)
+        # sRGB stem: one feature map per scale 1, 1/2, ..., 2/reduction (the skip after each upsampling)
+        self.stem = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        for i in range(steps):
+            scale_out = dims[i + 1]
+            stride = 2 ** (steps - 1 - i)
+            self.stem.append(nn.Sequential(nn.Conv2d(3, scale_out, 3, stride=stride, padding=1), nn.GELU()))
+            self.ups.append(ConvBlock3d(dims[i] + scale_out, scale_out, temporal_kernel=temporal_kernel))
+        self.head = nn.Conv3d(dims[-1], raw_channels * 4, 1)
+        nn.init.normal_(self.head.weight, std=head_init_std)
+        with torch.no_grad():
+            base = torch.cat((base_colour_map(raw_channels), torch.zeros(raw_channels, 1)), dim=1)
+            self.head.bias.copy_(base.flatten())
+        if curve_knots < 2:
+            raise RawMambaError(f"curve_knots must be >= 2, got {curve_knots}")
+        self.curve = nn.Parameter(torch.linspace(0.0, 1.0, curve_knots).pow(gamma).repeat(3, 1))  # (3, K)
+
+    def forward(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """``features (B, in_channels, T, H/r, W/r)``, ``frames (B, T, 3, H, W)`` sRGB in [0, 1] ->
+        ``(B, T, C_raw, H, W)`` in [0, 1]."""
+        b, t, _, h, w = frames.shape
+        flat = frames.flatten(0, 1)
+        y = self.inp(features)
+        for stem, up in zip(self.stem, self.ups, strict=True):
+            skip = stem(flat)
+            skip = skip.view(b, t, *skip.shape[1:]).transpose(1, 2)  # (B, C, T, h, w)
+            y = F.interpolate(y, size=(t, *skip.shape[-2:]), mode="trilinear", align_corners=False)
+            y = up(torch.cat((y, skip), dim=1))
+        coeffs = self.head(y).transpose(1, 2).reshape(b, t, self.raw_channels, 4, h, w)
+        linear = tone_curve(frames, self.curve)  # (B, T, 3, H, W)
+        raw = (coeffs[:, :, :, :3] * linear[:, :, None]).sum(dim=3) + coeffs[:, :, :, 3]
+        return raw.clamp(0.0, 1.0)

@@ -1,0 +1,215 @@
+"""Tests of the assembled RAWMamba: every variant and ablation at a tiny size, image and video."""
+
+import pytest
+import torch
+
+from rawmamba.errors import RawMambaError
+from rawmamba.models import RAWMamba, create_model, list_models
+
+SMALL = {
+    "encoder_depths": (1, 1, 1, 1),
+    "encoder_dims": (8, 16, 32, 64),
+    "embed_dim": 16,
+    "meta_hidden": 8,
+    "leb_heads": 2,
+    "leb_points": 2,
+    "mamba_dim": 16,
+    "mamba_depth": 1,
+    "d_state": 4,
+    "ca_reduction": 2,
+    "decoder_dims": (16, 8, 8),
+}
+
+VARIANTS = {
+    "tiny": ("rawmamba_tiny", {}),
+    "base": ("rawmamba_base", {}),
+    "bayer": ("rawmamba_tiny", {"raw_channels": 4}),
+    "no_geb": ("rawmamba_tiny", {"use_geb": False}),
+    "no_leb": ("rawmamba_tiny", {"use_leb": False}),
+    "no_ume": ("rawmamba_tiny", {"use_geb": False, "use_leb": False}),
+    "no_local": ("rawmamba_tiny", {"local_scan": False}),
+    "no_global": ("rawmamba_tiny", {"global_scan": False}),
+    "no_lta": ("rawmamba_tiny", {"local_scan": False, "global_scan": False}),
+    "plain": ("rawmamba_tiny", {"plain_mamba": True}),
+    "mamba_at_stride_8": ("rawmamba_tiny", {"mamba_stage": 1, "decoder_dims": (16, 8, 8, 8)}),
+}
+
+
+def small_model(key: str) -> RAWMamba:
+    name, overrides = VARIANTS[key]
+    return create_model(name, **{**SMALL, **overrides})
+
+
+def image_inputs(raw_channels: int, h: int = 64, w: int = 64, batch: int = 2):
+    x = torch.rand(batch, 1, 3, h, w)
+    raw = torch.rand(batch, raw_channels, h, w)
+    mask = torch.zeros(batch, 1, h, w)
+    mask[..., 3::8, 5::8] = 1.0  # one sample per 8x8 cell (1.5625%)
+    return x, x[:, 0] * mask, raw * mask, mask
+
+
+def video_inputs(raw_channels: int, t: int = 3, h: int = 64, w: int = 64):
+    base = torch.nn.functional.interpolate(torch.rand(1, 3, 20, 20), size=(h + 8, w + 8), mode="bilinear")
+    frames = torch.stack([base[0, :, i : i + h, i : i + w] for i in range(t)])[None]  # diagonal motion
+    return frames, frames[:, 0], torch.rand(1, raw_channels, h, w)
+
+
+def check_output(out: torch.Tensor, shape: tuple) -> None:
+    assert out.shape == shape
+    assert torch.isfinite(out).all()
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def check_all_gradients(model: RAWMamba, out: torch.Tensor) -> None:
+    (out - torch.rand_like(out)).square().mean().backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not dead, f"parameters without gradient: {dead}"
+
+
+def check_metadata_matters(model: RAWMamba, inputs: tuple, out: torch.Tensor, other_raw: torch.Tensor) -> None:
+    """The output depends on the metadata RAW: it changes when the RAW changes, and its gradient with
+    respect to the RAW is not zero (an untrained network passes the metadata weakly, so the change is
+    small but exactly zero when the metadata is ignored)."""
+    x, ms, mr, mask = inputs
+    with torch.no_grad():
+        other = model(x, ms, other_raw, mask)
+    assert not torch.equal(other, out), "output ignores the metadata RAW"
+    mr = mr.clone().requires_grad_(True)
+    model(x, ms, mr, mask).sum().backward()
+    assert mr.grad is not None and mr.grad.abs().sum() > 0, "no gradient reaches the metadata RAW"
+    model.zero_grad(set_to_none=True)
+
+
+def uses_metadata(model: RAWMamba) -> bool:
+    return model.ume is not None
+
+
+@pytest.mark.parametrize("key", sorted(VARIANTS))
+def test_image_path(key):
+    model = small_model(key)
+    c = model.raw_channels
+    x, ms, mr, mask = image_inputs(c)
+    out = model(x, ms, mr, mask)
+    check_output(out, (2, 1, c, 64, 64))
+    if uses_metadata(model):
+        check_metadata_matters(model, (x, ms, mr, mask), out, mr * 0.5)
+    check_all_gradients(model, out)
+
+
+@pytest.mark.parametrize("key", sorted(VARIANTS))
+def test_video_path(key):
+    model = small_model(key)
+    c = model.raw_channels
+    frames, ms, mr = video_inputs(c)
+    out = model(frames, ms, mr)  # flow from OpenCV DIS
+    check_output(out, (1, 3, c, 64, 64))
+    if uses_metadata(model):
+        check_metadata_matters(model, (frames, ms, mr, None), out, mr.flip(-1))
+    check_all_gradients(model, out)
+
+
+def test_given_flow_is_used():
+    model = small_model("tiny").eval()
+    frames, ms, mr = video_inputs(3, t=2)
+    with torch.no_grad():
+        zero = model(frames, ms, mr, flow=torch.zeros(1, 2, 2, 64, 64))
+        moved = model(frames, ms, mr, flow=torch.full((1, 2, 2, 64, 64), 8.0))
+    assert not torch.equal(zero, moved)
+
+
+def names(model: RAWMamba) -> set[str]:
+    return {n for n, _ in model.named_parameters()}
+
+
+@pytest.mark.parametrize(
+    ("key", "prefixes"),
+    [
+        ("no_geb", ("ume.geb.", "ume.weight_global")),
+        ("no_leb", ("ume.leb.", "ume.weight_local")),
+        ("no_ume", ("ume.", "search.")),
+        ("no_local", ("lta.",)),
+        ("no_global", ("lta.",)),
+        ("no_lta", ("lta.",)),
+        ("plain", ("lta.",)),
+    ],
+)
+def test_ablation_switch_removes_its_parameters(key, prefixes):
+    full, ablated = names(small_model("tiny")), names(small_model(key))
+    removed = full - ablated
+    assert removed, f"{key} removed no parameter"
+    assert all(n.startswith(prefixes) for n in removed), sorted(removed)
+    assert all(n.startswith(prefixes) for n in ablated - full), sorted(ablated - full)
+    if key == "no_ume":
+        assert not any(n.startswith(("ume.", "search.")) for n in ablated)
+    if key == "no_lta":
+        assert not any(n.startswith("lta.") for n in ablated)
+
+
+def test_odd_sizes_are_padded_and_cropped_back():
+    model = small_model("tiny").eval()
+    x, ms, mr, mask = image_inputs(3, h=70, w=93, batch=1)
+    with torch.no_grad():
+        out = model(x, ms, mr, mask)
+        frames, fms, fmr = video_inputs(3, t=2, h=37, w=45)
+        video = model(frames, fms, fmr)
+    check_output(out, (1, 1, 3, 70, 93))
+    check_output(video, (1, 2, 3, 37, 45))
+
+
+def test_batch_elements_are_independent():
+    model = small_model("tiny").eval()
+    x, ms, mr, mask = image_inputs(3)
+    mask[1, :, 3::16] = 0.0  # a different sample count in the second element
+    ms, mr = x[:, 0] * mask, mr * mask
+    with torch.no_grad():
+        both = model(x, ms, mr, mask)
+        first = model(x[:1], ms[:1], mr[:1], mask[:1])
+    assert torch.allclose(both[:1], first, atol=1e-5), f"{(both[:1] - first).abs().max()}"
+
+
+def test_shape_errors_are_clear():
+    model = small_model("tiny")
+    x, ms, mr, mask = image_inputs(3)
+    with pytest.raises(RawMambaError, match="meta_srgb"):
+        model(x, ms[..., :32], mr, mask)
+    with pytest.raises(RawMambaError, match="meta_raw"):
+        model(x, ms, mr[..., :32, :], mask)
+    with pytest.raises(RawMambaError, match="C_raw = 3"):
+        model(x, ms, torch.rand(2, 4, 64, 64), mask)
+    with pytest.raises(RawMambaError, match="meta_mask"):
+        model(x, ms, mr, mask[:, :, :32])
+    with pytest.raises(RawMambaError, match="no sampled pixel"):
+        model(x, ms, mr, torch.zeros_like(mask))
+    with pytest.raises(RawMambaError, match="flow"):
+        model(x, ms, mr, mask, flow=torch.zeros(2, 1, 2, 32, 64))
+    with pytest.raises(RawMambaError, match="x must be"):
+        model(x[:, 0], ms, mr, mask)
+
+
+def test_create_model_errors_and_registry():
+    assert list_models() == ["rawmamba_base", "rawmamba_tiny"]
+    with pytest.raises(RawMambaError, match="rawmamba_base, rawmamba_tiny"):
+        create_model("rawmamba_huge")
+    with pytest.raises(RawMambaError, match="unknown override.*no_such_arg"):
+        create_model("rawmamba_tiny", no_such_arg=1)
+    with pytest.raises(RawMambaError, match="raw_channels"):
+        create_model("rawmamba_tiny", raw_channels=5)
+
+
+def test_config_rebuilds_the_same_network():
+    model = small_model("tiny").eval()
+    assert model.variant == "rawmamba_tiny" and model.overrides == SMALL
+    rebuilt = RAWMamba(**model.config).eval()
+    rebuilt.load_state_dict(model.state_dict())
+    again = create_model(model.variant, **model.overrides).eval()
+    again.load_state_dict(model.state_dict())
+    x, ms, mr, mask = image_inputs(3, batch=1)
+    with torch.no_grad():
+        ref = model(x, ms, mr, mask)
+        assert torch.equal(rebuilt(x, ms, mr, mask), ref)
+        assert torch.equal(again(x, ms, mr, mask), ref)
+
+
+def test_tiny_variant_size():
+    params = sum(p.numel() for p in create_model("rawmamba_tiny").parameters())
+    assert 200_000 < params < 2_000_000, params
