@@ -129,7 +129,8 @@ def test_runs_on_gpu_and_matches_cpu():
     model = LTAMamba(DIM, d_state=4, reduction=4)
     x = volume(t=3)
     want = model(x)
-    got = model.cuda()(x.cuda())
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # TF32 convs differ by ~1e-3
+        got = model.cuda()(x.cuda())
     got.square().mean().backward()
     assert torch.allclose(got.cpu(), want, atol=1e-4), f"{(got.cpu() - want).abs().max():.2e}"
     assert all(p.grad is not None and p.grad.is_cuda for p in model.parameters())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rawmamba.errors import RawMambaError
 from rawmamba.ssm import selective_scan, selective_scan_chunked, selective_scan_reference
 
 # One tolerance table for every comparison with the reference: dtype -> (rtol, atol).
@@ -50,8 +51,8 @@ def make_inputs(length: int, dtype: torch.dtype, optional: bool, groups: int | N
 def run_with_grads(fn, inputs: dict, softplus: bool, seed: int = 1):
     y, h = fn(**inputs, delta_softplus=softplus, return_last_state=True)
     g = torch.Generator().manual_seed(seed)
-    wy = torch.randn(y.shape, generator=g, dtype=torch.float64).to(y.dtype)
-    wh = torch.randn(h.shape, generator=g, dtype=torch.float64).to(h.dtype)
+    wy = torch.randn(y.shape, generator=g, dtype=torch.float64).to(y)
+    wh = torch.randn(h.shape, generator=g, dtype=torch.float64).to(h)
     leaves = [(k, v) for k, v in inputs.items() if v is not None]
     grads = torch.autograd.grad((y * wy).sum() + (h * wh).sum(), [v for _, v in leaves])
     return {"y": y, "last_state": h} | {f"grad {k}": gr for (k, _), gr in zip(leaves, grads, strict=True)}
@@ -135,3 +136,11 @@ def test_chunked_on_gpu_matches_float64_reference_on_cpu(length):
     for name in want:
         assert got[name].is_cuda, name
         assert_close(name, got[name].double().cpu(), want[name], dtype=torch.float32)
+
+
+def test_bad_chunk_or_block_size_is_reported():
+    inputs = make_inputs(5, torch.float32, optional=False, groups=None)
+    with pytest.raises(RawMambaError, match="argument chunk_size"):
+        selective_scan_chunked(**inputs, chunk_size=0)
+    with pytest.raises(RawMambaError, match="argument block_size"):
+        selective_scan_chunked(**inputs, block_size=-2)

@@ -27,7 +27,12 @@ import math
 import torch
 import torch.nn.functional as F
 
+from rawmamba.errors import RawMambaError
 from rawmamba.ssm.backends.reference import compute_dtype
+
+# Positions per chunk when the caller gives none: on CPU a chunk's temporaries should stay cache-sized; on a GPU
+# every position of a block is a kernel launch, so fewer, longer chunks win (measured on an H100 at d=192, n=16).
+DEFAULT_CHUNK_SIZE = {"cpu": 1024, "cuda": 8192}
 
 
 def default_block_size(length: int) -> int:
@@ -163,15 +168,21 @@ def selective_scan_chunked(
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
-    chunk_size: int = 1024,
+    chunk_size: int | None = None,
     block_size: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective scan, chunked and blocked (see the module docstring); same contract as the reference.
 
     Args:
         chunk_size: positions per chunk (>= 1); memory of the forward and backward is O(chunk_size * b * d * n).
+            None: :data:`DEFAULT_CHUNK_SIZE` for the device type (1024 for unknown devices).
         block_size: positions per block inside a chunk; None picks ``sqrt(chunk / 2)`` (fewest vector steps).
     """
+    if chunk_size is None:
+        chunk_size = DEFAULT_CHUNK_SIZE.get(u.device.type, 1024)
+    for name, value in (("chunk_size", chunk_size), ("block_size", block_size)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise RawMambaError(f"selective_scan_chunked: argument {name} must be a positive int, got {value!r}")
     dtype_in = u.dtype
     cdt = compute_dtype(dtype_in)
     dt = delta.to(cdt)
@@ -182,7 +193,7 @@ def selective_scan_chunked(
     u_c = u.to(cdt)
     B4 = B if B.dim() == 4 else B.unsqueeze(1)
     C4 = C if C.dim() == 4 else C.unsqueeze(1)
-    y, h_last = _ChunkedScan.apply(u_c, dt, A.to(cdt), B4.to(cdt), C4.to(cdt), int(chunk_size), block_size)
+    y, h_last = _ChunkedScan.apply(u_c, dt, A.to(cdt), B4.to(cdt), C4.to(cdt), chunk_size, block_size)
     if D is not None:
         y = y + u_c * D.to(cdt)[:, None]
     if z is not None:
