@@ -1,19 +1,23 @@
 """Time the selective-scan backends on CPU: forward and forward+backward, medians over repeats.
 
-    python benchmarks/scan_cpu.py [--lengths 1024 4096 20480] [--threads 2] [--out benchmarks/results/scan_cpu.json]
+    python benchmarks/scan_cpu.py [--lengths 1024 4096 20480] [--threads 1 2] [--out benchmarks/results/scan_cpu.json]
 
 Sizes follow the network (d = 192 channels, n = 16 states, batch 1). The sequential reference runs only for
 lengths up to ``--reference-max-length`` (it takes one Python step per position). Prints a table and writes
-JSON with the commit hash, torch version, device and thread count.
+JSON with the commit hash, torch version, device and thread counts. On a machine shared with other work,
+multi-threaded wall times swing widely (every vector step ends in a thread barrier); the single-thread row
+and the CPU times are the stable numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +32,16 @@ def commit_hash() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def make_inputs(d: int, n: int, length: int, requires_grad: bool) -> dict:
@@ -46,14 +60,16 @@ def make_inputs(d: int, n: int, length: int, requires_grad: bool) -> dict:
     return {k: v.requires_grad_(requires_grad) for k, v in inputs.items()}
 
 
-def time_it(fn, repeats: int) -> float:
+def time_it(fn, repeats: int) -> tuple[float, float]:
+    """Median wall-clock and median process CPU seconds (CPU time is less disturbed by other load)."""
     fn()  # warm-up
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def bench(backend: str, d: int, n: int, length: int, repeats: int) -> dict:
@@ -68,12 +84,34 @@ def bench(backend: str, d: int, n: int, length: int, repeats: int) -> dict:
         y = selective_scan(**grad_inputs, delta_softplus=True, backend=backend)
         y.sum().backward()
 
+    fwd_wall, fwd_cpu = time_it(forward, repeats)
+    fb_wall, fb_cpu = time_it(forward_backward, repeats)
     return {
         "backend": backend,
         "length": length,
-        "forward_s": time_it(forward, repeats),
-        "forward_backward_s": time_it(forward_backward, repeats),
+        "forward_s": fwd_wall,
+        "forward_backward_s": fb_wall,
+        "forward_cpu_s": fwd_cpu,
+        "forward_backward_cpu_s": fb_cpu,
     }
+
+
+def run_rows(threads: int, args: argparse.Namespace) -> list[dict]:
+    """All timings at one thread count, in this process."""
+    torch.set_num_threads(threads)
+    rows = []
+    for length in args.lengths:
+        for backend in ["chunked"] + (["reference"] if length <= args.reference_max_length else []):
+            row = {"threads": threads} | bench(backend, args.d, args.n, length, args.repeats)
+            rows.append(row)
+            print(
+                f"threads {threads}  {backend:>10}  L={length:>6}  forward {row['forward_s'] * 1e3:9.1f} ms"
+                f"  forward+backward {row['forward_backward_s'] * 1e3:9.1f} ms"
+                f"  (CPU time {row['forward_cpu_s'] * 1e3:.0f} / {row['forward_backward_cpu_s'] * 1e3:.0f} ms)",
+                file=sys.stderr,
+                flush=True,
+            )
+    return rows
 
 
 def main() -> None:
@@ -83,33 +121,34 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reference-max-length", type=int, default=1024)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts, one run each")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scan_cpu.json"))
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.worker:
+        print(json.dumps(run_rows(args.threads[0], args)))
+        return
+    # Each thread count runs in a fresh process: changing torch's thread count inside one process left the
+    # OpenMP workers contending (a 20x slower forward at 2 threads after a 1-thread pass).
     rows = []
-    for length in args.lengths:
-        backends = ["chunked"] + (["reference"] if length <= args.reference_max_length else [])
-        for backend in backends:
-            row = bench(backend, args.d, args.n, length, args.repeats)
-            rows.append(row)
-            print(
-                f"{backend:>10}  L={length:>6}  forward {row['forward_s'] * 1e3:9.1f} ms"
-                f"  forward+backward {row['forward_backward_s'] * 1e3:9.1f} ms",
-                flush=True,
-            )
+    for threads in args.threads:
+        cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--repeats", str(args.repeats)]
+        cmd += ["--d", str(args.d), "--n", str(args.n), "--reference-max-length", str(args.reference_max_length)]
+        cmd += ["--lengths", *map(str, args.lengths)]
+        rows += json.loads(subprocess.run(cmd, capture_output=False, stdout=subprocess.PIPE, check=True).stdout)
     result = {
         "benchmark": "selective_scan CPU",
         "commit": commit_hash(),
         "torch": torch.__version__,
-        "device": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
+        "device": f"cpu: {cpu_model()}",
+        "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "load_average_1min_at_end": os.getloadavg()[0],
         "d": args.d,
         "n": args.n,
         "batch": 1,
         "repeats": args.repeats,
-        "statistic": "median seconds",
+        "statistic": "median seconds (wall clock; *_cpu_s: process CPU time, all threads)",
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
