@@ -37,7 +37,10 @@ Vec = tuple[int, int, int]
 
 
 def _add(*vs: Vec) -> Vec:
-    return (sum(v[0] for v in vs), sum(v[1] for v in vs), sum(v[2] for v in vs))
+    x = y = z = 0
+    for v in vs:
+        x, y, z = x + v[0], y + v[1], z + v[2]
+    return (x, y, z)
 
 
 def _length(v: Vec) -> int:
@@ -69,41 +72,67 @@ def _split_points(n: int) -> list[int]:
     return [s for s in near if s % 2 == 0] + [s for s in near if s % 2]
 
 
+def _ok(*parts: tuple[int, int]) -> bool:
+    """Every (major length, volume) pair is traversable."""
+    return all(_traversable(major, volume) for major, volume in parts)
+
+
+# Each split kind yields (all sub-boxes traversable?, function building the sub-boxes) per choice of cut points;
+# validity is decided from the sizes alone so that rejected candidates cost no vector arithmetic.
+
+
 def _halve(p, a, b, c, w, h, d):
     for s in _split_points(w):
-        a1 = _scaled(a, s)
-        yield [(p, a1, b, c), (_add(p, a1), _add(a, _neg(a1)), b, c)]
+
+        def make(s=s):
+            a1 = _scaled(a, s)
+            return [(p, a1, b, c), (_add(p, a1), _add(a, _neg(a1)), b, c)]
+
+        yield _ok((s, s * h * d), (w - s, (w - s) * h * d)), make
 
 
 def _u_turn(p, a, b, c, w, h, d):
     """U in the plane (a, b); c carried whole."""
-    ua, ub = _unit(a), _unit(b)
     for s_b in _split_points(h):
         for s_a in _split_points(w):
-            a2, b2 = _scaled(a, s_a), _scaled(b, s_b)
-            yield [
-                (p, b2, a2, c),
-                (_add(p, b2), a, _add(b, _neg(b2)), c),
-                (_add(p, a, _neg(ua), b2, _neg(ub)), _neg(b2), _neg(_add(a, _neg(a2))), c),
-            ]
+
+            def make(s_a=s_a, s_b=s_b):
+                a2, b2 = _scaled(a, s_a), _scaled(b, s_b)
+                return [
+                    (p, b2, a2, c),
+                    (_add(p, b2), a, _add(b, _neg(b2)), c),
+                    (_add(p, a, _neg(_unit(a)), b2, _neg(_unit(b))), _neg(b2), _neg(_add(a, _neg(a2))), c),
+                ]
+
+            yield _ok((s_b, s_b * s_a * d), (w, w * (h - s_b) * d), (s_b, s_b * (w - s_a) * d)), make
 
 
 def _octants(p, a, b, c, w, h, d):
     """Gray-code order of the 8 half-boxes (b first, then c), merged into 5 sub-boxes."""
-    ua, ub, uc = _unit(a), _unit(b), _unit(c)
     for s_b in _split_points(h):
         for s_a in _split_points(w):
             for s_c in _split_points(d):
-                a2, b2, c2 = _scaled(a, s_a), _scaled(b, s_b), _scaled(c, s_c)
-                a_rest, b_rest, c_rest = _add(a, _neg(a2)), _add(b, _neg(b2)), _add(c, _neg(c2))
-                far_a = _add(a, _neg(ua))
-                yield [
-                    (p, b2, a2, c2),
-                    (_add(p, b2), c, a2, b_rest),
-                    (_add(p, b2, _neg(ub), c, _neg(uc)), a, _neg(b2), _neg(c_rest)),
-                    (_add(p, far_a, b2, c, _neg(uc)), _neg(c), _neg(a_rest), b_rest),
-                    (_add(p, far_a, b2, _neg(ub)), _neg(b2), _neg(a_rest), c2),
-                ]
+
+                def make(s_a=s_a, s_b=s_b, s_c=s_c):
+                    a2, b2, c2 = _scaled(a, s_a), _scaled(b, s_b), _scaled(c, s_c)
+                    a_rest, b_rest, c_rest = _add(a, _neg(a2)), _add(b, _neg(b2)), _add(c, _neg(c2))
+                    far_a, ub, uc = _add(a, _neg(_unit(a))), _unit(b), _unit(c)
+                    return [
+                        (p, b2, a2, c2),
+                        (_add(p, b2), c, a2, b_rest),
+                        (_add(p, b2, _neg(ub), c, _neg(uc)), a, _neg(b2), _neg(c_rest)),
+                        (_add(p, far_a, b2, c, _neg(uc)), _neg(c), _neg(a_rest), b_rest),
+                        (_add(p, far_a, b2, _neg(ub)), _neg(b2), _neg(a_rest), c2),
+                    ]
+
+                ok = _ok(
+                    (s_b, s_a * s_b * s_c),
+                    (d, s_a * (h - s_b) * d),
+                    (w, w * s_b * (d - s_c)),
+                    (d, (w - s_a) * (h - s_b) * d),
+                    (s_b, (w - s_a) * s_b * s_c),
+                )
+                yield ok, make
 
 
 def _split(p: Vec, a: Vec, b: Vec, c: Vec) -> list:
@@ -130,11 +159,11 @@ def _split(p: Vec, a: Vec, b: Vec, c: Vec) -> list:
         feasible, candidates = kinds[name]
         if not feasible:
             continue
-        for parts in candidates():
-            fallback = fallback or parts
-            if all(_traversable(_length(q[1]), _length(q[1]) * _length(q[2]) * _length(q[3])) for q in parts):
-                return parts
-    return fallback
+        for ok, make in candidates():
+            if ok:
+                return make()
+            fallback = fallback or make
+    return fallback()
 
 
 def _walk(p: Vec, a: Vec, b: Vec, c: Vec, lines: list) -> None:
