@@ -14,8 +14,8 @@ on CPU and for bounded memory:
   handles one position of every block at once, so a chunk costs ``2 * block + chunk / block`` vector steps.
 
 Why not the quadratic "segment-sum" form (``exp(S_t - S_s)`` for all pairs in a chunk, as in Mamba-2's SSD)?
-With Mamba-1's per-(channel, state) decay it costs ``chunk`` times more exponentials than this linear form and
-was several times slower on CPU. The blocked form has the same stability property: it only ever multiplies
+With Mamba-1's per-(channel, state) decay there is no matrix product to gain: it costs ``chunk`` times more
+exponentials and memory than this linear form. The blocked form has the same stability property: it only ever multiplies
 decays ``exp(dt A) <= 1`` (for ``dt >= 0``, ``A <= 0``) and never divides by a cumulative decay, so no
 intermediate can overflow where the sequential reference does not.
 """
