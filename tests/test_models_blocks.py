@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from rawmamba.errors import RawMambaError
+from rawmamba.models.decoder import Decoder3d, base_colour_map, conv_volume, tone_curve
 from rawmamba.models.deformable_attention import DeformableAttention, deformable_attention
 from rawmamba.models.encoders import ConvNeXtEncoder, masked_cell_pool
 from rawmamba.models.optical_flow import dis_flow, downsample_flow, flow_warp
@@ -231,3 +232,33 @@ def test_convnext_encoder_features_and_local_weights(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(RawMambaError, match="cannot read"):
         ConvNeXtEncoder(**TINY_ENCODER, weights=bad)
+
+
+def test_conv_volume_single_frame_fast_path_is_exact():
+    conv = torch.nn.Conv3d(6, 5, (3, 3, 3), padding=(1, 1, 1))
+    x = torch.randn(2, 6, 1, 9, 11)
+    assert torch.allclose(conv_volume(conv, x), conv(x), atol=1e-5)
+    clip = torch.randn(1, 6, 3, 9, 11)
+    assert torch.equal(conv_volume(conv, clip), conv(clip))
+
+
+def test_tone_curve_interpolates_its_knots():
+    knots = torch.tensor([[0.0, 0.5, 1.0], [0.0, 0.1, 0.9], [1.0, 0.0, 1.0]])
+    x = torch.tensor([0.0, 0.25, 0.5, 1.0]).view(1, 1, 4).expand(3, 1, 4)
+    out = tone_curve(x, knots)
+    expected = torch.tensor([[0.0, 0.25, 0.5, 1.0], [0.0, 0.05, 0.1, 0.9], [1.0, 0.5, 0.0, 1.0]]).view(3, 1, 4)
+    assert torch.allclose(out, expected)
+
+
+@pytest.mark.parametrize("raw_channels", [3, 4])
+def test_decoder_starts_from_the_base_colour_map(raw_channels):
+    dec = Decoder3d(16, raw_channels, reduction=4, dims=(8, 8, 8))
+    torch.nn.init.zeros_(dec.head.weight)  # coefficients = the initial bias: base map, no offset
+    frames = torch.rand(2, 3, 3, 32, 36)
+    out = dec(torch.randn(2, 16, 3, 8, 9), frames)
+    assert out.shape == (2, 3, raw_channels, 32, 36)
+    expected = torch.einsum("rc,btchw->btrhw", base_colour_map(raw_channels), tone_curve(frames, dec.curve))
+    assert torch.allclose(out, expected.clamp(0, 1), atol=1e-6)
+    assert torch.allclose(tone_curve(frames, dec.curve), frames**2.2, atol=2e-3)
+    with pytest.raises(RawMambaError):
+        Decoder3d(16, 3, reduction=4, dims=(8, 8))

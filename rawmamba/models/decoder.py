@@ -54,6 +54,20 @@ def tone_curve(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
     return out.view(moved.shape).movedim(0, -3)
 
 
+def conv_volume(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+    """Apply a stride-1, temporally zero-padded ``conv`` to ``x (B, C, T, H, W)``.
+
+    Fast path (performance): for ``T = 1`` only the kernel's centre time slice meets data, so the
+    result equals a 2-D convolution with that slice, which is exact and on the CPU about 20x faster
+    than PyTorch's ``conv3d`` on a single frame.
+    """
+    if x.shape[2] != 1:
+        return conv(x)
+    kt = conv.kernel_size[0]
+    out = F.conv2d(x[:, :, 0], conv.weight[:, :, kt // 2], conv.bias, padding=conv.padding[1:])
+    return out.unsqueeze(2)
+
+
 class ConvBlock3d(nn.Module):
     """Residual block of two 3-D convolutions (kernel ``(temporal_kernel, 3, 3)``) with GELU.
 
@@ -70,11 +84,12 @@ class ConvBlock3d(nn.Module):
         kernel, pad = (temporal_kernel, 3, 3), (temporal_kernel // 2, 1, 1)
         self.conv1 = nn.Conv3d(in_channels, out_channels, kernel, padding=pad)
         self.conv2 = nn.Conv3d(out_channels, out_channels, kernel, padding=pad)
-        self.skip = nn.Conv3d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        self.skip = nn.Conv3d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in, T, H, W)`` -> ``(B, out, T, H, W)``."""
-        return self.skip(x) + self.conv2(F.gelu(self.conv1(x)))
+        residual = x if self.skip is None else conv_volume(self.skip, x)
+        return residual + conv_volume(self.conv2, F.gelu(conv_volume(self.conv1, x)))
 
 
 class Decoder3d(nn.Module):
@@ -140,7 +155,7 @@ class Decoder3d(nn.Module):
             skip = skip.view(b, t, *skip.shape[1:]).transpose(1, 2)  # (B, C, T, h, w)
             y = F.interpolate(y, size=(t, *skip.shape[-2:]), mode="trilinear", align_corners=False)
             y = up(torch.cat((y, skip), dim=1))
-        coeffs = self.head(y).transpose(1, 2).reshape(b, t, self.raw_channels, 4, h, w)
+        coeffs = conv_volume(self.head, y).transpose(1, 2).reshape(b, t, self.raw_channels, 4, h, w)
         linear = tone_curve(frames, self.curve)  # (B, T, 3, H, W)
         raw = (coeffs[:, :, :, :3] * linear[:, :, None]).sum(dim=3) + coeffs[:, :, :, 3]
         return raw.clamp(0.0, 1.0)
