@@ -1,6 +1,7 @@
 """Tests of the assembled RAWMamba: every variant and ablation at a tiny size, image and video."""
 
 import pytest
+import timm
 import torch
 
 from rawmamba.errors import RawMambaError
@@ -194,6 +195,19 @@ def test_create_model_errors_and_registry():
         create_model("rawmamba_tiny", no_such_arg=1)
     with pytest.raises(RawMambaError, match="raw_channels"):
         create_model("rawmamba_tiny", raw_channels=5)
+
+
+def test_create_model_loads_local_encoder_weights(tmp_path):
+    source = timm.create_model("convnext_atto", pretrained=False, depths=(1, 1, 1, 1), dims=(8, 16, 32, 64))
+    path = tmp_path / "imagenet.pth"
+    torch.save(source.state_dict(), path)
+    model = create_model("rawmamba_tiny", **SMALL, encoder_weights=str(path))
+    assert torch.equal(model.encoder.backbone.state_dict()["stem_0.weight"], source.state_dict()["stem.0.weight"])
+    assert "encoder_weights" not in model.config and "encoder_weights" not in model.overrides
+    with pytest.raises(RawMambaError, match="not found"):
+        create_model("rawmamba_tiny", **SMALL, encoder_weights=str(tmp_path / "missing.pth"))
+    with pytest.raises(RawMambaError, match="multiple of 4"):
+        create_model("rawmamba_tiny", **{**SMALL, "embed_dim": 18, "leb_heads": 1})
 
 
 def test_config_rebuilds_the_same_network():

@@ -95,6 +95,8 @@ class LocalEmbeddingBlock(nn.Module):
 
     def __init__(self, dim: int, *, heads: int = 4, points: int = 4, pe_temperature: float = 10000.0) -> None:
         super().__init__()
+        if dim % 4:
+            raise RawMambaError(f"LEB: dim {dim} must be a multiple of 4 (sin/cos per axis of the positional encoding)")
         self.dim, self.pe_temperature = dim, pe_temperature
         self.attention = DeformableAttention(dim, heads=heads, points=points)
 
