@@ -17,7 +17,6 @@ import argparse
 import json
 import math
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from rawmamba.metadata import grid_mask
 from rawmamba.metrics import psnr
 from rawmamba.models import create_model
+from rawmamba.train.checkpoint import code_version
 
 RESULTS = Path(__file__).resolve().parent / "results" / "overfit_tiny.json"
 
@@ -55,14 +55,6 @@ def synthetic_pair(size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch
     srgb = lin ** (1 / 2.2)
     srgb = 0.6 * srgb + 0.4 * (3 * srgb**2 - 2 * srgb**3)  # mild S-curve
     return raw, (srgb * 255).round() / 255
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main() -> None:
@@ -109,7 +101,7 @@ def main() -> None:
         final = psnr(model(x, meta_srgb, meta_raw, meta_mask), target).item()
     print(f"final PSNR {final:.2f} dB after {args.steps} steps in {seconds:.0f} s")
     result = {
-        "commit": git_commit(),
+        "commit": code_version(),
         "torch": torch.__version__,
         "device": f"cpu ({platform.processor() or platform.machine()}), {args.threads} threads",
         "model": "rawmamba_tiny",
