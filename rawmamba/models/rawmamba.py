@@ -122,17 +122,17 @@ class RAWMamba(nn.Module):
         self.raw_channels, self.flow_preset = raw_channels, flow_preset
         self.agg_stages = list(range(mamba_stage, 4))
         self.ume_stage = ume_stage
-        out_indices = sorted(set(self.agg_stages) | {ume_stage})
+        self.out_indices = sorted(set(self.agg_stages) | {ume_stage})
         self.encoder = ConvNeXtEncoder(
             backbone=encoder,
             depths=encoder_depths,
             dims=encoder_dims,
-            out_indices=tuple(out_indices),
+            out_indices=tuple(self.out_indices),
             drop_path_rate=drop_path_rate,
             weights=encoder_weights,
         )
-        channels = dict(zip(out_indices, self.encoder.channels, strict=True))
-        reductions = dict(zip(out_indices, self.encoder.reductions, strict=True))
+        channels = dict(zip(self.out_indices, self.encoder.channels, strict=True))
+        reductions = dict(zip(self.out_indices, self.encoder.reductions, strict=True))
         self.pad_multiple = max(reductions.values())
         self.ume: UnifiedMetadataEmbedding | None = None
         self.search: nn.ModuleList | None = None
@@ -247,10 +247,9 @@ class RAWMamba(nn.Module):
             meta_raw = pad_to_multiple(meta_raw, m, mode="constant")
         meta_mask = pad_to_multiple(meta_mask.to(x.dtype), m, mode="constant")
         x = pad_to_multiple(x, m)
-        if flow is not None and uses_flow:
-            flow = pad_to_multiple(flow, m, mode="replicate")
+        flow = pad_to_multiple(flow, m, mode="replicate") if flow is not None and uses_flow else None
 
-        feats = dict(zip(sorted(set(self.agg_stages) | {self.ume_stage}), self.encoder(x.flatten(0, 1)), strict=True))
+        feats = dict(zip(self.out_indices, self.encoder(x.flatten(0, 1)), strict=True))
         levels = [feats[i] for i in self.agg_stages]
         if self.ume is not None and self.search is not None:
             query = feats[self.ume_stage]
