@@ -89,7 +89,8 @@ def comparison_picture(case: Case, predictions: dict[str, torch.Tensor], scores:
 
     put(_to_uint8(case.srgb[frame]), 0, 0, "sRGB input")
     put(show_raw(truth), 1, 0, "true RAW")
-    put(heat_map(torch.zeros(height, width)), 1, 1, f"error scale: 0 .. {ERROR_SCALE} (abs)")
+    legend = torch.linspace(0, ERROR_SCALE, width).expand(height, width)
+    put(heat_map(legend), 1, 1, f"error colour scale: 0 (left) .. {ERROR_SCALE} (right)")
     for column, (name, pred) in enumerate(predictions.items(), start=2):
         value, similarity = scores[name]
         put(show_raw(pred[frame]), column, 0, f"{name}: {value:.2f} dB / {similarity:.4f}")
