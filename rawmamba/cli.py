@@ -18,6 +18,8 @@ from rawmamba.errors import RawMambaError
 COMMAND_MODULES = (
     "rawmamba.data.cli",
     "rawmamba.train.cli",
+    "rawmamba.evaluate_cli",
+    "rawmamba.infer_cli",
     "rawmamba.demo",
 )
 
