@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rawmamba.errors import RawMambaError
-from rawmamba.train.checkpoint import load_weights, read_description, save_checkpoint
+from rawmamba.train.checkpoint import load_matching_weights, load_weights, read_description, save_checkpoint
 
 
 def _net(seed):
@@ -45,3 +45,17 @@ def test_errors_name_the_file(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(RawMambaError, match="not a rawmamba checkpoint"):
         read_description(tmp_path / "other")
+
+
+def test_matching_weights_warm_start_a_related_model(tmp_path):
+    source = _net(1)
+    save_checkpoint(tmp_path / "ck", source, model_name="toy", model_args={})
+    torch.manual_seed(2)
+    wider_head = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 5, 1))
+    head_before = wider_head[2].weight.clone()
+    loaded, kept = load_matching_weights(wider_head, tmp_path / "ck")
+    assert loaded == ["0.weight", "0.bias"] and kept == ["2.bias", "2.weight"]
+    assert torch.equal(wider_head[0].weight, source[0].weight)
+    assert torch.equal(wider_head[2].weight, head_before)
+    with pytest.raises(RawMambaError, match="no tensor"):
+        load_matching_weights(torch.nn.Linear(7, 7), tmp_path / "ck")

@@ -28,6 +28,7 @@ class TrainConfig:
     task: str = "image"  # "image" (sampled 1.5% metadata), "video" (first-frame metadata) or "mixed" (both)
     model: str = "rawmamba_tiny"  # a name registered in rawmamba.models.create_model
     model_args: dict = field(default_factory=dict)  # constructor overrides, e.g. {"dim": 32}
+    init_from: str = ""  # warm start: copy the tensors of this checkpoint whose names and shapes match
 
     # --- data ---
     data: str = "synthetic"  # "synthetic" (made on the fly), "cam", "rvd" or "folder"

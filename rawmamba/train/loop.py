@@ -28,7 +28,7 @@ from rawmamba.errors import RawMambaError
 from rawmamba.losses import derender_loss
 from rawmamba.metrics import psnr
 from rawmamba.models import create_model
-from rawmamba.train.checkpoint import load_weights, save_checkpoint
+from rawmamba.train.checkpoint import load_matching_weights, load_weights, save_checkpoint
 from rawmamba.train.config import TrainConfig, save_config
 from rawmamba.train.datasets import build_train_datasets
 
@@ -103,6 +103,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     torch.manual_seed(config.seed)  # identical initial weights on every process
     model_args = {"raw_channels": config.raw_channels, **config.model_args}
     model = create_model(config.model, **model_args).to(device)
+    if config.init_from and not resume:
+        loaded, kept = load_matching_weights(model, config.init_from)
+        if main_process:
+            print(f"initialised {len(loaded)} tensors from {config.init_from}; {len(kept)} keep their fresh values")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr_at(0, config))
     step, start_epoch = 0, 0
     if resume:
