@@ -8,7 +8,7 @@ The pair is made with plain torch ops (no dataset, no download): a raw-RGB scene
 blobs, rectangles and fine texture; an ISP of white balance, colour matrix, a local tone map driven
 by blurred luminance, sRGB-like gamma, an S-curve, and 8-bit quantisation.
 
-    .venv/bin/python benchmarks/overfit_tiny.py --steps 300 --size 128
+    .venv/bin/python benchmarks/overfit_tiny.py --steps 300 --size 128 [--no-global-prior]
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay to 1%%)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the scene and the initialisation")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument(
+        "--no-global-prior", dest="global_prior", action="store_false", help="the paper's model, without our prior"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON result")
     args = parser.parse_args()
 
@@ -75,7 +78,7 @@ def main() -> None:
     x, target = srgb[None, None], raw[None, None]
     meta_srgb, meta_raw, meta_mask = (srgb * mask)[None], (raw * mask)[None], mask[None]
 
-    model = create_model("rawmamba_tiny")
+    model = create_model("rawmamba_tiny", global_prior=args.global_prior)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -105,6 +108,7 @@ def main() -> None:
         "torch": torch.__version__,
         "device": f"cpu ({platform.processor() or platform.machine()}), {args.threads} threads",
         "model": "rawmamba_tiny",
+        "global_prior": args.global_prior,
         "parameters": params,
         "size": args.size,
         "steps": args.steps,

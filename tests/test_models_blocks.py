@@ -262,3 +262,20 @@ def test_decoder_starts_from_the_base_colour_map(raw_channels):
     assert torch.allclose(tone_curve(frames, dec.curve), frames**2.2, atol=2e-3)
     with pytest.raises(RawMambaError):
         Decoder3d(16, 3, reduction=4, dims=(8, 8))
+
+
+@pytest.mark.parametrize("raw_channels", [3, 4])
+def test_decoder_with_prior_starts_at_the_prior_and_reads_it(raw_channels):
+    dec = Decoder3d(16, raw_channels, reduction=4, dims=(8, 8, 8), prior=True)
+    assert dec.curve is None and dec.stem[-1][0].in_channels == 3 + raw_channels
+    frames = torch.rand(2, 3, 3, 32, 36)
+    prior = torch.rand(2, 3, raw_channels, 32, 36) * 1.2 - 0.1  # beyond [0, 1]: the output is clamped
+    features = torch.randn(2, 16, 3, 8, 9)
+    assert torch.equal(dec(features, frames, prior), prior.clamp(0, 1))
+    torch.nn.init.normal_(dec.head.weight, std=0.05)  # as after training: the correction reads the prior
+    other = prior.flip(-1)
+    assert not torch.allclose(dec(features, frames, prior) - prior, dec(features, frames, other) - other)
+    with pytest.raises(RawMambaError, match="needs a prior"):
+        dec(features, frames)
+    with pytest.raises(RawMambaError, match="needs no prior"):
+        Decoder3d(16, raw_channels, reduction=4, dims=(8, 8, 8))(features, frames, prior)

@@ -6,6 +6,7 @@ import torch
 
 from rawmamba.errors import RawMambaError
 from rawmamba.models import RAWMamba, create_model, list_models
+from rawmamba.models.global_prior import GlobalColourPrior
 
 SMALL = {
     "encoder_depths": (1, 1, 1, 1),
@@ -32,6 +33,9 @@ VARIANTS = {
     "no_global": ("rawmamba_tiny", {"global_scan": False}),
     "no_lta": ("rawmamba_tiny", {"local_scan": False, "global_scan": False}),
     "plain": ("rawmamba_tiny", {"plain_mamba": True}),
+    "no_prior": ("rawmamba_tiny", {"global_prior": False}),
+    "no_prior_bayer": ("rawmamba_tiny", {"global_prior": False, "raw_channels": 4}),
+    "no_prior_no_ume": ("rawmamba_tiny", {"global_prior": False, "use_geb": False, "use_leb": False}),
     "mamba_at_stride_8": ("rawmamba_tiny", {"mamba_stage": 1, "decoder_dims": (16, 8, 8, 8)}),
 }
 
@@ -39,6 +43,14 @@ VARIANTS = {
 def small_model(key: str) -> RAWMamba:
     name, overrides = VARIANTS[key]
     return create_model(name, **{**SMALL, **overrides})
+
+
+def with_random_head(model: RAWMamba) -> RAWMamba:
+    """The model with a non-zero decoder head, as after training: with the global prior the zero-initialised
+    head makes the untrained output exactly the prior, which would hide the rest of the network."""
+    if model.prior is not None:
+        torch.nn.init.normal_(model.decoder.head.weight, std=0.05)
+    return model
 
 
 def image_inputs(raw_channels: int, h: int = 64, w: int = 64, batch: int = 2):
@@ -61,9 +73,25 @@ def check_output(out: torch.Tensor, shape: tuple) -> None:
     assert out.min() >= 0.0 and out.max() <= 1.0
 
 
-def check_all_gradients(model: RAWMamba, out: torch.Tensor) -> None:
-    (out - torch.rand_like(out)).square().mean().backward()
-    dead = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+def dead_parameters(model: RAWMamba) -> list[str]:
+    return [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+
+
+def check_all_gradients(model: RAWMamba, out: torch.Tensor, inputs: tuple) -> None:
+    """Every parameter receives a gradient. With the global prior the correction head starts at zero, so
+    the first gradient reaches exactly the head; after one SGD step it must reach every parameter."""
+    target = torch.rand_like(out)
+    (out - target).square().mean().backward()
+    if model.prior is not None:
+        head = {"decoder.head.weight", "decoder.head.bias"}
+        assert set(dead_parameters(model)) == {n for n, _ in model.named_parameters()} - head
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.grad is not None:
+                    p -= 0.01 * p.grad
+        model.zero_grad(set_to_none=True)
+        (model(*inputs) - target).square().mean().backward()
+    dead = dead_parameters(model)
     assert not dead, f"parameters without gradient: {dead}"
 
 
@@ -82,7 +110,7 @@ def check_metadata_matters(model: RAWMamba, inputs: tuple, out: torch.Tensor, ot
 
 
 def uses_metadata(model: RAWMamba) -> bool:
-    return model.ume is not None
+    return model.ume is not None or model.prior is not None
 
 
 @pytest.mark.parametrize("key", sorted(VARIANTS))
@@ -94,7 +122,7 @@ def test_image_path(key):
     check_output(out, (2, 1, c, 64, 64))
     if uses_metadata(model):
         check_metadata_matters(model, (x, ms, mr, mask), out, mr * 0.5)
-    check_all_gradients(model, out)
+    check_all_gradients(model, out, (x, ms, mr, mask))
 
 
 @pytest.mark.parametrize("key", sorted(VARIANTS))
@@ -106,11 +134,12 @@ def test_video_path(key):
     check_output(out, (1, 3, c, 64, 64))
     if uses_metadata(model):
         check_metadata_matters(model, (frames, ms, mr, None), out, mr.flip(-1))
-    check_all_gradients(model, out)
+    check_all_gradients(model, out, (frames, ms, mr))
 
 
-def test_given_flow_is_used():
-    model = small_model("tiny").eval()
+@pytest.mark.parametrize("key", ["tiny", "no_prior"])
+def test_given_flow_is_used(key):
+    model = with_random_head(small_model(key)).eval()
     frames, ms, mr = video_inputs(3, t=2)
     with torch.no_grad():
         zero = model(frames, ms, mr, flow=torch.zeros(1, 2, 2, 64, 64))
@@ -158,7 +187,7 @@ def test_odd_sizes_are_padded_and_cropped_back():
 
 
 def test_batch_elements_are_independent():
-    model = small_model("tiny").eval()
+    model = with_random_head(small_model("tiny")).eval()
     x, ms, mr, mask = image_inputs(3)
     mask[1, :, 3::16] = 0.0  # a different sample count in the second element
     ms, mr = x[:, 0] * mask, mr * mask
@@ -211,7 +240,7 @@ def test_create_model_loads_local_encoder_weights(tmp_path):
 
 
 def test_config_rebuilds_the_same_network():
-    model = small_model("tiny").eval()
+    model = with_random_head(small_model("tiny")).eval()
     assert model.variant == "rawmamba_tiny" and model.overrides == SMALL
     rebuilt = RAWMamba(**model.config).eval()
     rebuilt.load_state_dict(model.state_dict())
@@ -227,3 +256,45 @@ def test_config_rebuilds_the_same_network():
 def test_tiny_variant_size():
     params = sum(p.numel() for p in create_model("rawmamba_tiny").parameters())
     assert 200_000 < params < 2_000_000, params
+
+
+@pytest.mark.parametrize(
+    ("key", "ablated_key", "expected"),
+    [
+        ("tiny", "no_prior", {"decoder.stem.1.0.weight"}),  # raw-RGB: the head has 3 x (3 + 1) outputs either way
+        ("bayer", "no_prior_bayer", {"decoder.head.weight", "decoder.head.bias", "decoder.stem.1.0.weight"}),
+    ],
+)
+def test_global_prior_switch_changes_only_the_decoder_head_and_last_skip(key, ablated_key, expected):
+    full, ablated = small_model(key), small_model(ablated_key)
+    assert isinstance(full.prior, GlobalColourPrior) and ablated.prior is None
+    assert not any(n.startswith("prior.") for n in names(full))  # the prior has no parameters
+    assert names(ablated) - names(full) == {"decoder.curve"} and names(full) <= names(ablated)
+    shapes = {n: p.shape for n, p in ablated.named_parameters()}
+    changed = {n for n, p in full.named_parameters() if p.shape != shapes[n]}
+    assert changed == expected, changed
+
+
+@pytest.mark.parametrize("key", ["tiny", "bayer", "no_ume"])
+def test_untrained_output_is_the_clamped_global_prior(key):
+    model = small_model(key).eval()
+    c = model.raw_channels
+    x, ms, mr, mask = image_inputs(c, h=70, w=93)  # padded inside the model
+    frames, fms, fmr = video_inputs(c, t=2, h=37, w=45)
+    prior = GlobalColourPrior()
+    with torch.no_grad():
+        image, video = model(x, ms, mr, mask), model(frames, fms, fmr)
+    expected = prior(x, ms, mr, mask)
+    assert torch.allclose(image, expected, atol=1e-6), f"{(image - expected).abs().max()}"
+    expected = prior(frames, fms, fmr, torch.ones(1, 1, 37, 45))
+    assert torch.allclose(video, expected, atol=1e-6), f"{(video - expected).abs().max()}"
+    name, overrides = VARIANTS[key]
+    ablated = create_model(name, **{**SMALL, **overrides, "global_prior": False}).eval()
+    with torch.no_grad():
+        assert (ablated(x, ms, mr, mask) - prior(x, ms, mr, mask)).abs().max() > 0.05
+
+
+def test_prior_arguments_reach_the_prior():
+    model = create_model("rawmamba_tiny", **SMALL, prior_degree=2, prior_ridge=1e-3, prior_max_pairs=77)
+    assert (model.prior.degree, model.prior.ridge, model.prior.max_pairs) == (2, 1e-3, 77)
+    assert create_model("rawmamba_base").prior is not None

@@ -17,12 +17,12 @@ from rawmamba.errors import RawMambaError
 
 
 def polynomial_features(rgb: torch.Tensor, degree: int) -> torch.Tensor:
-    """All monomials of (r, g, b) up to ``degree``, constant included: ``(N, 3) -> (N, F)``."""
-    columns = [torch.ones_like(rgb[:, 0])]
+    """All monomials of (r, g, b) up to ``degree``, constant included: ``(*, 3) -> (*, F)``."""
+    columns = [torch.ones_like(rgb[..., 0])]
     for order in range(1, degree + 1):
         for combination in itertools.combinations_with_replacement(range(3), order):
-            columns.append(torch.prod(rgb[:, list(combination)], dim=1))
-    return torch.stack(columns, dim=1)
+            columns.append(torch.prod(rgb[..., list(combination)], dim=-1))
+    return torch.stack(columns, dim=-1)
 
 
 def metadata_pairs(metadata, max_pairs: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,15 @@ matrix and local tone mapping. This is a well-conditioned residual space: at ini
 the channel map sRGB -> RAW (identity for raw-RGB; R, G, G, B for packed Bayer) and ``o = 0``, so the
 untrained network already outputs a plausible linear image, and fine detail comes from ``x`` itself.
 The result is clamped to [0, 1] (a clamp, not a sigmoid, so the map stays linear inside the range).
+
+With a global prior (``prior=True``; our extension, global_prior.py) the base is the metadata-fitted
+prior RAW ``p`` instead of ``curve(x)``, and the head predicts a per-pixel correction of it:
+``raw = p + dM @ p + do`` with ``dM`` a ``C_raw x C_raw`` matrix and ``do`` an offset. ``p`` already
+holds the image's white balance, colour matrix and global tone curve, so there is no learned curve and
+no base map; a per-pixel gain of the linear prior is what local tone mapping does. The head is
+zero-initialised, so the untrained decoder outputs exactly the (clamped) prior and training learns
+only the local part; at the first step only the head gets a gradient, after it the whole network does.
+The prior is also concatenated to the full-resolution sRGB skip, so the decoder sees what it predicts.
 """
 
 from __future__ import annotations
@@ -102,8 +111,11 @@ class Decoder3d(nn.Module):
         dims: decoder widths at strides ``reduction, reduction/2, ..., 1`` (``log2(reduction) + 1`` values).
         temporal_kernel: time extent of the 3-D kernels.
         gamma: exponent of the tone curve's initial shape ``x ** gamma``.
-        curve_knots: knots of the learned per-channel tone curve on [0, 1] (>= 2).
-        head_init_std: std of the head's initial weights (small, so training starts from the base map).
+        curve_knots: knots of the learned per-channel tone curve on [0, 1] (>= 2; unused with ``prior``).
+        head_init_std: std of the head's initial weights (small, so training starts from the base map;
+            unused with ``prior``, where the head starts at zero).
+        prior: take a ``C_raw``-channel prior RAW in ``forward`` as the base of the output and as an
+            extra input of the full-resolution skip (see the module docstring).
     """
 
     def __init__(
@@ -117,6 +129,7 @@ class Decoder3d(nn.Module):
         gamma: float = 2.2,
         curve_knots: int = 17,
         head_init_std: float = 1e-2,
+        prior: bool = False,
     ) -> None:
         super().__init__()
         steps = int(round(math.log2(reduction)))
@@ -125,7 +138,7 @@ class Decoder3d(nn.Module):
                 f"decoder: reduction {reduction} must be a power of 2 and dims {tuple(dims)} must have "
                 f"log2(reduction) + 1 = {steps + 1} entries"
             )
-        self.raw_channels = raw_channels
+        self.raw_channels, self.prior = raw_channels, prior
         self.inp = ConvBlock3d(in_channels, dims[0], temporal_kernel=temporal_kernel)
         # sRGB stem: one feature map per scale 1, 1/2, ..., 2/reduction (the skip after each upsampling)
         self.stem = nn.ModuleList()
@@ -133,29 +146,50 @@ class Decoder3d(nn.Module):
         for i in range(steps):
             scale_out = dims[i + 1]
             stride = 2 ** (steps - 1 - i)
-            self.stem.append(nn.Sequential(nn.Conv2d(3, scale_out, 3, stride=stride, padding=1), nn.GELU()))
+            stem_in = 3 + (raw_channels if prior and i == steps - 1 else 0)  # the last skip is full-resolution
+            self.stem.append(nn.Sequential(nn.Conv2d(stem_in, scale_out, 3, stride=stride, padding=1), nn.GELU()))
             self.ups.append(ConvBlock3d(dims[i] + scale_out, scale_out, temporal_kernel=temporal_kernel))
-        self.head = nn.Conv3d(dims[-1], raw_channels * 4, 1)
-        nn.init.normal_(self.head.weight, std=head_init_std)
-        with torch.no_grad():
-            base = torch.cat((base_colour_map(raw_channels), torch.zeros(raw_channels, 1)), dim=1)
-            self.head.bias.copy_(base.flatten())
-        if curve_knots < 2:
-            raise RawMambaError(f"curve_knots must be >= 2, got {curve_knots}")
-        self.curve = nn.Parameter(torch.linspace(0.0, 1.0, curve_knots).pow(gamma).repeat(3, 1))  # (3, K)
+        self.base_channels = raw_channels if prior else 3  # what the per-pixel matrix multiplies
+        self.head = nn.Conv3d(dims[-1], raw_channels * (self.base_channels + 1), 1)
+        self.curve: nn.Parameter | None = None
+        if prior:  # zero correction of the prior at initialisation
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+        else:
+            nn.init.normal_(self.head.weight, std=head_init_std)
+            with torch.no_grad():
+                base = torch.cat((base_colour_map(raw_channels), torch.zeros(raw_channels, 1)), dim=1)
+                self.head.bias.copy_(base.flatten())
+            if curve_knots < 2:
+                raise RawMambaError(f"curve_knots must be >= 2, got {curve_knots}")
+            self.curve = nn.Parameter(torch.linspace(0.0, 1.0, curve_knots).pow(gamma).repeat(3, 1))  # (3, K)
 
-    def forward(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        """``features (B, in_channels, T, H/r, W/r)``, ``frames (B, T, 3, H, W)`` sRGB in [0, 1] ->
-        ``(B, T, C_raw, H, W)`` in [0, 1]."""
+    def forward(self, features: torch.Tensor, frames: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """De-render.
+
+        Args:
+            features: ``(B, in_channels, T, H/r, W/r)``.
+            frames: ``(B, T, 3, H, W)`` sRGB in [0, 1].
+            prior: ``(B, T, C_raw, H, W)`` prior RAW in [0, 1], given exactly when built with ``prior``.
+
+        Returns:
+            ``(B, T, C_raw, H, W)`` RAW in [0, 1].
+        """
+        if (prior is None) == self.prior:
+            raise RawMambaError(f"decoder built with prior={self.prior} needs {'a' if self.prior else 'no'} prior")
         b, t, _, h, w = frames.shape
         flat = frames.flatten(0, 1)
+        last = len(self.stem) - 1  # the full-resolution skip, which also reads the prior
         y = self.inp(features)
-        for stem, up in zip(self.stem, self.ups, strict=True):
-            skip = stem(flat)
+        for i, (stem, up) in enumerate(zip(self.stem, self.ups, strict=True)):
+            skip = stem(torch.cat((flat, prior.flatten(0, 1)), dim=1) if prior is not None and i == last else flat)
             skip = skip.view(b, t, *skip.shape[1:]).transpose(1, 2)  # (B, C, T, h, w)
             y = F.interpolate(y, size=(t, *skip.shape[-2:]), mode="trilinear", align_corners=False)
             y = up(torch.cat((y, skip), dim=1))
-        coeffs = conv_volume(self.head, y).transpose(1, 2).reshape(b, t, self.raw_channels, 4, h, w)
-        linear = tone_curve(frames, self.curve)  # (B, T, 3, H, W)
-        raw = (coeffs[:, :, :, :3] * linear[:, :, None]).sum(dim=3) + coeffs[:, :, :, 3]
+        k = self.base_channels
+        coeffs = conv_volume(self.head, y).transpose(1, 2).reshape(b, t, self.raw_channels, k + 1, h, w)
+        base = tone_curve(frames, self.curve) if prior is None else prior  # (B, T, k, H, W)
+        raw = (coeffs[:, :, :, :k] * base[:, :, None]).sum(dim=3) + coeffs[:, :, :, k]
+        if prior is not None:
+            raw = prior + raw
         return raw.clamp(0.0, 1.0)

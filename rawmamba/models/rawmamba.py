@@ -9,13 +9,21 @@ Pipeline, eq. 5 ``y = f(x | metadata)``:
    refined by a stack of LTA-Mamba modules (eq. 14-17; lta_mamba.py).
 5. A 3-D convolutional decoder upsamples to RAW frames (decoder.py).
 
+Our extension beyond the paper (``global_prior=True``, the default): a closed-form global colour prior
+(global_prior.py) fits a polynomial sRGB -> RAW map to each element's metadata by least squares and
+applies it to every frame. It is the exact global part of the ISP that the GEB otherwise has to learn;
+the decoder outputs it plus a zero-initialised per-pixel correction and also sees it in its
+full-resolution skip, so the untrained network starts at the global fit (``GlobalColourFit``) and
+training learns the local part. ``global_prior=False`` is the paper's architecture as before.
+
 Image (T = 1, sampled metadata with a mask) and video (T >= 1, dense first-frame metadata with
 optical flow) run through the same weights. Inputs of any size are padded internally to a multiple of
 the largest encoder stride and the output is cropped back.
 
 Ablation switches (paper Table 3): ``use_geb``, ``use_leb`` (with both off there is no UME and no
-search block: the network ignores the metadata), ``local_scan``, ``global_scan`` (with both off
-there is no LTA-Mamba stack) and ``plain_mamba`` (raster-only Mamba without the tone-aware design).
+search block: the network ignores the metadata, except through the global prior when it is on),
+``local_scan``, ``global_scan`` (with both off there is no LTA-Mamba stack), ``plain_mamba``
+(raster-only Mamba without the tone-aware design), and ours, ``global_prior``.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from rawmamba.errors import RawMambaError
 from rawmamba.models.aggregation import MultiScaleAggregation
 from rawmamba.models.decoder import Decoder3d, base_colour_map
 from rawmamba.models.encoders import ConvNeXtEncoder
+from rawmamba.models.global_prior import GlobalColourPrior
 from rawmamba.models.lta_mamba import LTAMambaStack
 from rawmamba.models.optical_flow import DIS_PRESETS, dis_flow
 from rawmamba.models.padding import crop_to, pad_to_multiple
@@ -74,6 +83,11 @@ class RAWMamba(nn.Module):
         decoder_dims: decoder widths from the Mamba stride down to full resolution.
         temporal_kernel: time extent of the decoder's 3-D kernels.
         flow_preset: OpenCV DIS preset used when dense metadata comes without flow.
+        global_prior: start the output at a metadata-fitted global colour prior (our extension, see
+            the module docstring); False gives the paper's architecture.
+        prior_degree: polynomial degree of the global prior.
+        prior_ridge: the prior's Tikhonov weight, relative to its normal matrix's mean diagonal.
+        prior_max_pairs: at most this many metadata pairs per element enter the prior's fit.
     """
 
     def __init__(
@@ -111,6 +125,10 @@ class RAWMamba(nn.Module):
         decoder_dims: tuple[int, ...] = (64, 32, 32),
         temporal_kernel: int = 3,
         flow_preset: str = "medium",
+        global_prior: bool = True,
+        prior_degree: int = 3,
+        prior_ridge: float = 1e-6,
+        prior_max_pairs: int = 65_536,
     ) -> None:
         super().__init__()
         self.config = {k: v for k, v in locals().items() if k not in ("self", "__class__", "encoder_weights")}
@@ -170,12 +188,16 @@ class RAWMamba(nn.Module):
                 reduction=ca_reduction,
                 backend=mamba_backend,
             )
+        self.prior: GlobalColourPrior | None = None
+        if global_prior:
+            self.prior = GlobalColourPrior(degree=prior_degree, ridge=prior_ridge, max_pairs=prior_max_pairs)
         self.decoder = Decoder3d(
             mamba_dim,
             raw_channels,
             reduction=reductions[mamba_stage],
             dims=tuple(decoder_dims),
             temporal_kernel=temporal_kernel,
+            prior=global_prior,
         )
 
     def _check_inputs(
@@ -260,7 +282,8 @@ class RAWMamba(nn.Module):
         volume = volume.view(b, t, *volume.shape[1:]).transpose(1, 2)  # (B, C, T, H/r, W/r)
         if self.lta is not None:
             volume = self.lta(volume)
-        return crop_to(self.decoder(volume, x), h, w)
+        prior = None if self.prior is None else self.prior(x, meta_srgb, meta_raw, meta_mask)
+        return crop_to(self.decoder(volume, x, prior), h, w)
 
 
 TINY_ARGS = {
