@@ -57,5 +57,7 @@ def test_matching_weights_warm_start_a_related_model(tmp_path):
     assert loaded == ["0.weight", "0.bias"] and kept == ["2.bias", "2.weight"]
     assert torch.equal(wider_head[0].weight, source[0].weight)
     assert torch.equal(wider_head[2].weight, head_before)
+    loaded, kept = load_matching_weights(wider_head, tmp_path / "ck", skip=("0.b",))
+    assert loaded == ["0.weight"] and "0.bias" in kept
     with pytest.raises(RawMambaError, match="no tensor"):
         load_matching_weights(torch.nn.Linear(7, 7), tmp_path / "ck")

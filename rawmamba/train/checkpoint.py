@@ -122,10 +122,13 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
         raise RawMambaError(f"checkpoint weights {weights_path} do not fit the model: {error}") from None
 
 
-def load_matching_weights(model: torch.nn.Module, path: str | Path) -> tuple[list[str], list[str]]:
+def load_matching_weights(
+    model: torch.nn.Module, path: str | Path, skip: tuple[str, ...] = ()
+) -> tuple[list[str], list[str]]:
     """Initialise ``model`` from a checkpoint of a related architecture (fine-tuning, warm starts).
 
-    Every tensor whose name and shape match is copied; the others keep their current values.
+    Every tensor whose name and shape match is copied, except names starting with a prefix in ``skip``
+    (e.g. an output head whose meaning changed); the others keep their current values.
     Returns ``(loaded, kept)`` parameter/buffer names. An error if nothing matches (wrong file).
     """
     weights_path = Path(path).with_suffix(".safetensors")
@@ -136,7 +139,11 @@ def load_matching_weights(model: torch.nn.Module, path: str | Path) -> tuple[lis
     except (SafetensorError, OSError) as error:
         raise RawMambaError(f"checkpoint weights {weights_path} cannot be read: {error}") from None
     target = _unwrap(model).state_dict()
-    loaded = [name for name, tensor in target.items() if name in source and source[name].shape == tensor.shape]
+    loaded = [
+        name
+        for name, tensor in target.items()
+        if name in source and source[name].shape == tensor.shape and not name.startswith(skip)
+    ]
     if not loaded:
         raise RawMambaError(f"no tensor of {weights_path} fits the model: is it a checkpoint of this kind of model?")
     _unwrap(model).load_state_dict({name: source[name] for name in loaded}, strict=False)

@@ -29,6 +29,7 @@ class TrainConfig:
     model: str = "rawmamba_tiny"  # a name registered in rawmamba.models.create_model
     model_args: dict = field(default_factory=dict)  # constructor overrides, e.g. {"dim": 32}
     init_from: str = ""  # warm start: copy the tensors of this checkpoint whose names and shapes match
+    init_skip: list = field(default_factory=list)  # name prefixes not to copy (e.g. ["decoder.head"])
 
     # --- data ---
     data: str = "synthetic"  # "synthetic" (made on the fly), "cam", "rvd" or "folder"

@@ -104,7 +104,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     model_args = {"raw_channels": config.raw_channels, **config.model_args}
     model = create_model(config.model, **model_args).to(device)
     if config.init_from and not resume:
-        loaded, kept = load_matching_weights(model, config.init_from)
+        loaded, kept = load_matching_weights(model, config.init_from, skip=tuple(config.init_skip))
         if main_process:
             print(f"initialised {len(loaded)} tensors from {config.init_from}; {len(kept)} keep their fresh values")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr_at(0, config))
