@@ -40,7 +40,7 @@ from rawmamba.metrics import MetricTable, cam_psnr, cam_ssim, rvd_psnr, rvd_ssim
 __all__ = ["run_quality_bench", "format_markdown", "register"]
 
 
-def _dataset(data: Path, split: str | None, seed: int, cell: int) -> tuple[str, str, object]:
+def _dataset(data: Path, split: str | None, seed: int) -> tuple[str, str, object]:
     layout, split = detect_layout(data, split)
     if layout == "cam":
         return layout, split, CamDataset(data, split, sampler="grid", seed=seed)
@@ -72,7 +72,7 @@ def run_quality_bench(data: str | Path, methods: list[str], *, out: str | Path |
         raise RawMambaError("bench quality: no methods given")
     instances = {name: get_method(name) for name in methods}
     data = Path(data)
-    layout, split, dataset = _dataset(data, split, seed, cell)
+    layout, split, dataset = _dataset(data, split, seed)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     if count < 1:
         raise RawMambaError(f"bench quality: no items to run in {data} (split {split}, limit {limit})")
