@@ -1,5 +1,7 @@
 """Benchmark: parameter counts and forward (and training-step) time of every registered RAWMamba variant.
 
+``--ablations`` adds the paper's Table-3 variants of ``rawmamba_tiny`` (each switch off in turn).
+
 Measures an image (1 x 3 x S x S with 1.5% grid metadata) and a clip (T frames with dense first-frame
 metadata and a given zero flow, so OpenCV DIS time is excluded; ``--dis`` includes it) on the CPU or a
 GPU, and writes ``benchmarks/results/models_forward_<device>.json``.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -20,8 +23,19 @@ import torch
 
 from rawmamba.metadata import grid_mask
 from rawmamba.models import create_model, list_models
+from rawmamba.ssm import DEFAULT_BACKEND, ENV_VAR
+from rawmamba.train.checkpoint import code_version
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ABLATIONS = {  # the Table-3 switches, as overrides of rawmamba_tiny
+    "no_geb": {"use_geb": False},
+    "no_leb": {"use_leb": False},
+    "no_ume": {"use_geb": False, "use_leb": False},
+    "no_local_scan": {"local_scan": False},
+    "no_global_scan": {"global_scan": False},
+    "plain_mamba": {"plain_mamba": True},
+    "no_global_prior": {"global_prior": False},
+}
 
 
 def timed(fn, device: torch.device, repeats: int) -> float:
@@ -58,6 +72,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list_models(), help="variants to measure")
     parser.add_argument("--backward", action="store_true", help="also time forward + backward")
     parser.add_argument("--dis", action="store_true", help="let the clip compute its flow with OpenCV DIS")
+    parser.add_argument("--ablations", action="store_true", help="also the Table-3 variants of rawmamba_tiny")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -72,9 +87,12 @@ def main() -> None:
         "image": (image, image[:, 0] * mask, raw * mask, mask, None),
         "clip": (clip, clip[:, 0], raw, None, None if args.dis else torch.zeros(1, t, 2, s, s)),
     }
+    variants = [(name, name, {}) for name in args.models]
+    if args.ablations:
+        variants += [(f"rawmamba_tiny:{label}", "rawmamba_tiny", o) for label, o in ABLATIONS.items()]
     rows = []
-    for name in args.models:
-        model = create_model(name).to(device)
+    for name, registered, overrides in variants:
+        model = create_model(registered, **overrides).to(device)
         params = sum(p.numel() for p in model.parameters())
         for kind, tensors in inputs.items():
             batch = tuple(v.to(device) if v is not None else None for v in tensors)
@@ -94,7 +112,9 @@ def main() -> None:
     out = RESULTS / f"models_forward_{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
+        "commit": code_version(),
         "torch": torch.__version__,
+        "scan_backend": os.environ.get(ENV_VAR, DEFAULT_BACKEND),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads",
     }
     out.write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
