@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from rawmamba.baselines import METHODS, get_method
+from rawmamba.baselines import METHODS, DerenderMethod, get_method
 from rawmamba.baselines.bench import run_quality_bench
 from rawmamba.cli import main
 from rawmamba.data import CamDataset, synthesize
@@ -67,3 +67,23 @@ def test_bad_method_and_folder_are_clear_errors(cam_folder, tmp_path):
         run_quality_bench(cam_folder, ["nope"])
     with pytest.raises(RawMambaError, match="does not exist"):
         run_quality_bench(tmp_path / "missing", ["sam"])
+
+
+def test_trained_networks_join_the_table(cam_folder):
+    class Oracle(DerenderMethod):
+        """Looks the ground truth up by its sRGB (stands in for a trained network)."""
+
+        name = "oracle"
+
+        def __init__(self, pairs):
+            self.pairs = pairs
+
+        def derender(self, srgb, metadata):
+            return next(raw for s, raw in self.pairs if torch.equal(s, srgb))
+
+    dataset = CamDataset(cam_folder, "train", sampler="grid", seed=0)
+    oracle = Oracle([(dataset[i]["srgb"], dataset[i]["raw"]) for i in range(len(dataset))])
+    report = run_quality_bench(cam_folder, ["global-fit"], networks=(oracle,))
+    assert list(report["methods"]) == ["global-fit", "oracle"]
+    assert report["methods"]["oracle"]["psnr"] == 100.0  # exact, capped at max_db
+    assert report["methods"]["global-fit"]["psnr"] < 100.0

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from rawmamba.baselines.base import DerenderMethod
 from rawmamba.baselines.registry import METHODS, get_method
 from rawmamba.data.images import CamDataset
 from rawmamba.data.io import atomic_path, write_json
@@ -50,7 +51,8 @@ def _dataset(data: Path, split: str | None, seed: int) -> tuple[str, str, object
 
 
 def run_quality_bench(data: str | Path, methods: list[str], *, out: str | Path | None = None, limit: int | None = None,
-                      split: str | None = None, seed: int = 0, cell: int = 8, max_db: float = 100.0) -> dict:
+                      split: str | None = None, seed: int = 0, cell: int = 8, max_db: float = 100.0,
+                      networks: tuple[DerenderMethod, ...] = ()) -> dict:
     """Run ``methods`` (registry names) on the dataset folder ``data``; return (and write to ``out``) the results.
 
     Args:
@@ -62,15 +64,17 @@ def run_quality_bench(data: str | Path, methods: list[str], *, out: str | Path |
         seed: seed of the sample masks.
         cell: grid cell of the RVD first-frame samples for sampled-only methods.
         max_db: PSNR cap.
+        networks: trained methods to run as well (e.g. ``NetworkMethod``), listed by their ``name``.
 
     Returns:
         ``{"data", "layout", "split", "protocol", "items", "methods": {name: {...}}}`` with per method the
         protocol means ``psnr``/``ssim``, ``metadata_bytes`` (mean per item and the per-item list),
         ``metadata_kind``, ``capture_s`` and ``derender_s`` (means per item).
     """
+    instances = {name: get_method(name) for name in methods} | {network.name: network for network in networks}
+    methods = list(instances)
     if not methods:
         raise RawMambaError("bench quality: no methods given")
-    instances = {name: get_method(name) for name in methods}
     data = Path(data)
     layout, split, dataset = _dataset(data, split, seed)
     count = len(dataset) if limit is None else min(limit, len(dataset))
@@ -147,7 +151,13 @@ def format_markdown(report: dict) -> str:
 
 def _quality(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    report = run_quality_bench(args.data, methods, out=args.out, limit=args.limit, split=args.split, seed=args.seed)
+    networks = []
+    if args.checkpoint:
+        from rawmamba.inference import NetworkMethod  # the network stack is imported only when asked for
+
+        networks = [NetworkMethod.from_checkpoint(args.checkpoint, device=args.device)]
+    report = run_quality_bench(args.data, methods, out=args.out, limit=args.limit, split=args.split, seed=args.seed,
+                               networks=networks)
     print(format_markdown(report))
     print(f"wrote {Path(args.out) / 'bench_quality.md'} and bench_quality.json")
     return 0
@@ -170,4 +180,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     quality.add_argument("--limit", type=int, default=None, help="at most this many images or videos")
     quality.add_argument("--split", default=None, help="dataset split (default: first of test, val, train)")
     quality.add_argument("--seed", type=int, default=0, help="seed of the sample masks (default: 0)")
+    quality.add_argument("--checkpoint", help="also run this trained RAWMamba checkpoint (shown as RAWMamba)")
+    quality.add_argument("--device", default="cpu", help="device of the --checkpoint network (cpu or cuda)")
     quality.set_defaults(func=_quality)
