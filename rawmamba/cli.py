@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "rawmamba.train.cli",
     "rawmamba.evaluate_cli",
     "rawmamba.infer_cli",
+    "rawmamba.rawio.cli",
     "rawmamba.baselines.bench",
     "rawmamba.demo",
 )

@@ -9,7 +9,10 @@ are read.
 
 RAW files written: raw-RGB metadata gives ``(H, W, 3)`` images, packed Bayer metadata the unpacked
 ``(H, W)`` mosaic in the metadata's CFA pattern (``--cfa`` for ``--first-raw``). 16-bit TIFFs hold
-``round(clip(x) * white_level)``; ``.npy`` files hold float32 values in [0, 1], channels last. Input RAW
+``round(clip(x) * white_level)``; ``.npy`` files hold float32 values in [0, 1], channels last; ``.dng``
+files (``--frame-format dng`` for video) are Bayer (mosaic) or LinearRaw (raw-RGB) DNGs with the CFA,
+levels, white balance and colour matrix of ``--camera-info CAPTURE.json`` (``rawmamba capture``), else
+RGGB, black 0, white ``--white-level`` and a linear-sRGB camera (``rawmamba.rawio.dng``). Input RAW
 (``--first-raw``) is divided by the same ``--white-level`` (default 65535; 16383 for RVD-style 14-bit
 data) or, for a float ``.npy``, taken as it is.
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from itertools import chain
 from pathlib import Path
 
@@ -42,7 +46,7 @@ from rawmamba.infer import (
 from rawmamba.isp.cfa import CFA, as_cfa, pack, unpack
 from rawmamba.metadata import Metadata, load_metadata, read_metadata_info
 
-RAW_SUFFIXES = (".tif", ".tiff", ".npy")
+RAW_SUFFIXES = (".tif", ".tiff", ".npy", ".dng")
 LARGE_IMAGE = 4_000_000  # pixels above which an untiled run prints a --tile hint
 
 
@@ -54,16 +58,32 @@ def _half(x: torch.Tensor) -> torch.Tensor:
 
 def _check_out(path: Path, force: bool) -> None:
     if path.suffix.lower() not in RAW_SUFFIXES:
-        raise RawMambaError(f"--out {path} must end in .tiff, .tif or .npy")
+        raise RawMambaError(f"--out {path} must end in .tiff, .tif, .npy or .dng")
     if path.exists() and not force:
         raise RawMambaError(f"{path} already exists; use --force to overwrite")
 
 
-def write_raw(path: Path, raw: torch.Tensor, *, cfa: CFA | None, white_level: float) -> None:
-    """Write ``(C_raw, H, W)`` RAW in [0, 1] atomically: a 16-bit TIFF or a float32 ``.npy`` (channels last).
+def _dng_info(args, cfa: CFA | None):
+    """The DNG tags' ``RawInfo``: ``--camera-info`` (a capture JSON), else defaults with ``cfa`` and --white-level."""
+    from rawmamba.rawio.capture import load_capture_info
+    from rawmamba.rawio.dng import DEFAULT_INFO
 
-    Packed Bayer (``C_raw = 4``) is unpacked with ``cfa`` to the full-resolution ``(H, W)`` mosaic first.
+    if args.camera_info:
+        return load_capture_info(args.camera_info)
+    return replace(DEFAULT_INFO, cfa=cfa or DEFAULT_INFO.cfa, white_level=args.white_level)
+
+
+def write_raw(path: Path, raw: torch.Tensor, *, cfa: CFA | None, white_level: float, dng_info=None) -> None:
+    """Write ``(C_raw, H, W)`` RAW in [0, 1] atomically: a 16-bit TIFF, a float32 ``.npy`` (channels last) or a DNG.
+
+    Packed Bayer (``C_raw = 4``) is unpacked with ``cfa`` to the full-resolution ``(H, W)`` mosaic first
+    (for a DNG, with ``dng_info.cfa``: a ``rawmamba.rawio.RawInfo`` giving the DNG's tags).
     """
+    if path.suffix.lower() == ".dng":
+        from rawmamba.rawio.dng import write_dng
+
+        write_dng(path, raw.detach().float().cpu(), dng_info)
+        return
     image = unpack(raw, cfa) if raw.shape[0] == 4 else raw
     array = image.detach().float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
     array = array[..., 0] if array.shape[2] == 1 else array
@@ -128,7 +148,7 @@ def _derender_image(args, device: torch.device) -> int:
     method = _load_method(args, device)
     with precision_context(device, args.precision):
         raw = derender_tiled(method, srgb[None], meta, args.tile, args.overlap, blend=args.blend, progress=True)[0]
-    write_raw(out, raw, cfa=cfa, white_level=args.white_level)
+    write_raw(out, raw, cfa=cfa, white_level=args.white_level, dng_info=_dng_info(args, cfa))
     print(f"wrote {out}")
     return 0
 
@@ -155,12 +175,13 @@ def _derender_video(args, device: torch.device) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     stream = derender_stream(method, (prepare(f) for f in chain([first], frames)), meta, window=args.window,
                              tile=args.tile, overlap=args.overlap, blend=args.blend)
+    suffix, dng_info = f".{args.frame_format}", _dng_info(args, cfa)
     count = 0
     with precision_context(device, args.precision):
         for index, raw in enumerate(tqdm(stream, total=len(names) if names else None, desc="frames",
                                          dynamic_ncols=True)):
             stem = Path(names[index]).stem if names else f"{index:05d}"
-            write_raw(out_dir / f"{stem}.tiff", raw, cfa=cfa, white_level=args.white_level)
+            write_raw(out_dir / f"{stem}{suffix}", raw, cfa=cfa, white_level=args.white_level, dng_info=dng_info)
             count += 1
     print(f"wrote {count} RAW frames to {out_dir}")
     return 0
@@ -182,14 +203,14 @@ def register(subparsers) -> None:
         help="de-render an sRGB image or video to RAW files with a trained network",
         description="De-render an sRGB image (with a metadata file of sampled RAW pixels) or a video (a folder "
         "of frames sorted by name, or a video file, with the first frame's RAW) to RAW. Images are written as a "
-        "16-bit TIFF or float32 .npy; video frames as 16-bit TIFFs, window by window. Large images can be "
+        "16-bit TIFF, float32 .npy or DNG; video frames as 16-bit TIFFs or DNGs, window by window. Large images can be "
         "processed in overlapping tiles with blended seams (--tile).",
         epilog="examples: rawmamba derender photo.png --metadata photo.meta.npz --out photo.raw.tiff\n"
         "          rawmamba derender frames/ --first-raw frame0.tiff --out raw_frames/ --window 5",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("input", help="sRGB image (PNG/TIFF/JPEG), folder of frames, or video file")
-    parser.add_argument("--out", required=True, help="RAW.tiff / RAW.npy (image) or an output folder (video)")
+    parser.add_argument("--out", required=True, help="RAW.tiff / RAW.npy / RAW.dng (image) or an output folder (video)")
     parser.add_argument("--metadata", help="image task: metadata .npz written by rawmamba.metadata.save_metadata")
     parser.add_argument("--first-raw", help="video task: RAW of the first frame (.tiff, 16-bit .png, or .npy)")
     parser.add_argument("--checkpoint", help="checkpoint stem or .safetensors path (default: the bundled model)")
@@ -202,5 +223,8 @@ def register(subparsers) -> None:
     parser.add_argument("--cfa", default=CFA.RGGB.value, help="Bayer pattern of a --first-raw mosaic")
     parser.add_argument("--white-level", type=float, default=65535.0,
                         help="RAW value of 1.0 in 16-bit files read and written")
+    parser.add_argument("--frame-format", choices=("tiff", "dng"), default="tiff", help="video frame files")
+    parser.add_argument("--camera-info", help="capture JSON (rawmamba capture) whose CFA, levels, white balance and "
+                        "colour matrix go into DNG outputs")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     parser.set_defaults(func=_run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rawmamba.rawio.cli import register_from_raw
+
 __all__ = ["register"]
 
 
@@ -40,7 +42,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``data`` command with its ``synth`` and ``show`` sub-commands."""
+    """Add the ``data`` command with its ``synth``, ``show`` and ``from-raw`` (``rawmamba.rawio.cli``) sub-commands."""
     data = subparsers.add_parser(
         "data", help="make synthetic datasets, look at dataset folders",
         description="Dataset tools. Readers (rawmamba.data.CamDataset, RVDDataset, PairFolderDataset) read the "
@@ -88,4 +90,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--cell", type=_size, default=(128, 192), metavar="HxW",
                       help="size of each picture cell in pixels (default: 128x192)")
     show.set_defaults(func=_show)
+    register_from_raw(commands)
 
