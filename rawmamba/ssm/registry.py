@@ -7,7 +7,9 @@ docstring is the contract). Built-in backends are registered in :mod:`rawmamba.s
 ``rawmamba`` never needs CUDA, Triton or mamba-ssm.
 
 The backend used by a call is, in order: the ``backend`` argument, the environment variable
-``RAWMAMBA_SCAN_BACKEND`` (read at call time), :data:`DEFAULT_BACKEND`.
+``RAWMAMBA_SCAN_BACKEND`` (read at call time), :data:`DEFAULT_BACKEND`. The name :data:`AUTO` (the default)
+is not a backend but a choice made per device: the first available name of :data:`AUTO_PREFERENCE` for the
+inputs' device type (fastest first, measured in ``benchmarks/results/scan_*.json``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from dataclasses import dataclass
 from rawmamba.errors import RawMambaError
 
 ENV_VAR = "RAWMAMBA_SCAN_BACKEND"
-DEFAULT_BACKEND = "chunked"
+AUTO = "auto"
+DEFAULT_BACKEND = AUTO
+# Device type -> backends in order of preference for AUTO; other device types get "chunked".
+AUTO_PREFERENCE: dict[str, tuple[str, ...]] = {"cpu": ("fused_cpu", "chunked"), "cuda": ("triton", "chunked")}
 
 
 def _always() -> bool:
@@ -46,8 +51,8 @@ _BACKENDS: dict[str, ScanBackend] = {}
 
 def register_backend(name: str, fn: Callable, available: Callable[[], bool] = _always) -> None:
     """Add (or replace) the backend ``name``; ``available()`` is evaluated lazily, at selection time."""
-    if not name or not isinstance(name, str):
-        raise RawMambaError(f"register_backend: name must be a non-empty string, got {name!r}")
+    if not name or not isinstance(name, str) or name == AUTO:
+        raise RawMambaError(f"register_backend: name must be a non-empty string other than {AUTO!r}, got {name!r}")
     _BACKENDS[name] = ScanBackend(name=name, fn=fn, available=available)
 
 
@@ -61,12 +66,16 @@ def available_backends() -> list[str]:
     return sorted(name for name, entry in _BACKENDS.items() if entry.available())
 
 
-def get_backend(name: str | None = None) -> ScanBackend:
+def get_backend(name: str | None = None, device_type: str = "cpu") -> ScanBackend:
     """The backend for ``name``, else ``$RAWMAMBA_SCAN_BACKEND``, else :data:`DEFAULT_BACKEND`.
 
+    Args:
+        name: a registered backend, :data:`AUTO`, or None (environment variable, then default).
+        device_type: the inputs' ``torch.device.type`` (``"cpu"``, ``"cuda"``, ...); used by :data:`AUTO` only.
+
     Raises:
-        RawMambaError: the name is not registered, or its ``available()`` is False; the message lists the
-            registered and the available backends and says where the name came from.
+        RawMambaError: the name is not registered, or its ``available()`` is False, or AUTO finds no available
+            backend; the message lists the registered and the available backends and says where the name came from.
     """
     source = "argument backend"
     if name is None:
@@ -74,10 +83,20 @@ def get_backend(name: str | None = None) -> ScanBackend:
         source = f"environment variable {ENV_VAR}"
     if name is None:
         name, source = DEFAULT_BACKEND, "default"
-    entry = _BACKENDS.get(name)
     listing = f"registered: {', '.join(registered_backends()) or 'none'}; available: " + (
         ", ".join(available_backends()) or "none"
     )
+    if name == AUTO:
+        preference = AUTO_PREFERENCE.get(device_type, ("chunked",))
+        for candidate in preference:
+            entry = _BACKENDS.get(candidate)
+            if entry is not None and entry.available():
+                return entry
+        raise RawMambaError(
+            f"selective-scan backend {AUTO!r} (from {source}) found none of {', '.join(preference)} available "
+            f"for device type {device_type!r}; {listing}"
+        )
+    entry = _BACKENDS.get(name)
     if entry is None:
         raise RawMambaError(f"unknown selective-scan backend {name!r} (from {source}); {listing}")
     if not entry.available():

@@ -41,8 +41,10 @@ def selective_scan(
     (b, d, n) when ``return_last_state``.
 
     Args:
-        backend: a registered backend name (``"chunked"``, ``"reference"``, ...); None reads the environment
-            variable ``RAWMAMBA_SCAN_BACKEND``, then falls back to ``"chunked"``.
+        backend: a registered backend name (``"chunked"``, ``"reference"``, ``"fused_cpu"``, ``"triton"``,
+            ``"mamba_ssm"``) or ``"auto"`` (the fastest available for ``u``'s device, see
+            :data:`rawmamba.ssm.registry.AUTO_PREFERENCE`); None reads the environment variable
+            ``RAWMAMBA_SCAN_BACKEND``, then falls back to ``"auto"``.
 
     Raises:
         RawMambaError: a shape or dtype does not match the contract, or the backend is unknown/unavailable.
@@ -67,7 +69,7 @@ def selective_scan(
     _check("D", D, (dim,), optional=True)
     _check("z", z, (batch, dim, length), optional=True)
     _check("delta_bias", delta_bias, (dim,), optional=True)
-    return get_backend(backend).fn(
+    return get_backend(backend, device_type=u.device.type).fn(
         u,
         delta,
         A,

@@ -1,0 +1,194 @@
+"""Triton GPU selective scan, forward and backward, chunked over the sequence with the carry on the GPU.
+
+Same semantics as :func:`rawmamba.ssm.backends.reference.selective_scan_reference`; the state and all arithmetic
+are float32 (float32, float16 or bfloat16 inputs; float64 is refused). Work is split into programs of
+(batch item, ``block_d`` channels, one chunk of ``chunk`` positions); a program walks its chunk in tiles of
+``block_t`` positions, each tile a (block_d, n, block_t) register block solved by ``tl.associative_scan`` of the
+first-order recurrence ``h_t = a_t h_{t-1} + x_t`` (paper eq. 2, ``a_t = exp(dt_t A)``, ``x_t = dt_t B_t u_t``).
+
+Forward, three launches: (1) every chunk from a zero state -> its local end state and decay product; (2) a small
+kernel carries the true start state across chunks (sequential in chunks, parallel in channels and states);
+(3) every chunk again from its true start -> ``y`` (eq. 3, ``D`` skip, ``silu(z)`` gate), and, when autograd needs
+it, the state at every tile start (the checkpoints, (b, d, ceil(l / block_t), n) float32).
+
+Backward, three launches mirroring the forward, in reverse time: the adjoint ``g_t = dL/dh_t`` obeys
+``g_t = C_t ds_t + a_{t+1} g_{t+1}``; (1) local adjoints per chunk, (2) carry across chunks in reverse,
+(3) per tile: states from the checkpoint, adjoints from the carry, and all gradients. ``a_t h_{t-1}`` is taken as
+``h_t - x_t``, so no shifted state is needed. ``dB``, ``dC``, ``dA``, ``dD`` and ``ddelta_bias`` sum over programs
+with float32 atomics (order not deterministic, within float32 rounding).
+
+Triton and CUDA are optional: :func:`triton_available` is False without them, and the kernels are defined on
+first use, so importing this module needs neither. ``TRITON_INTERPRET=1`` runs the kernels on the CPU (tests).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+
+import torch
+
+from rawmamba.errors import RawMambaError
+
+DEFAULT_CHUNK = 1024
+DEFAULT_BLOCK_T = 64
+DEFAULT_BLOCK_D = 2
+
+
+def triton_importable() -> bool:
+    """True when the ``triton`` package can be found (it ships with CUDA builds of torch)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def interpreter_enabled() -> bool:
+    """True when ``TRITON_INTERPRET=1``: Triton then runs the kernels on the CPU, on CPU tensors."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def triton_available() -> bool:
+    """True when Triton is importable and a CUDA device is present (the interpreter does not count)."""
+    return triton_importable() and torch.cuda.is_available()
+
+
+@functools.cache
+def _kernels():
+    """The Triton kernels, keyed by name; triton is imported here, on first use, not at module import."""
+    module = importlib.import_module("rawmamba.ssm.backends.triton_scan_kernels")
+    return {"forward": module.forward_kernel, "carry": module.carry_kernel, "backward": module.backward_kernel}
+
+
+def _config(length: int, n: int, chunk: int, block_t: int, block_d: int) -> tuple[int, int, int, int]:
+    """(chunk, block_t, block_d, block_n) checked: powers of two, chunk a multiple of block_t."""
+    for name, value in (("chunk", chunk), ("block_t", block_t), ("block_d", block_d)):
+        if not isinstance(value, int) or value < 1 or value & (value - 1):
+            raise RawMambaError(f"selective_scan_triton: argument {name} must be a power of two, got {value!r}")
+    if chunk < block_t:
+        raise RawMambaError(f"selective_scan_triton: argument chunk={chunk} must be >= block_t={block_t}")
+    return chunk, block_t, block_d, 1 << max(0, (n - 1).bit_length())
+
+
+class _TritonScan(torch.autograd.Function):
+    """u, delta, z (b, d, l); A (d, n); B, C (b, g, n, l); D, bias (d,) or None -> y (b, d, l), h_last (b, d, n)."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, bias, softplus: bool, config: tuple[int, int, int, int]):
+        kernels = _kernels()
+        chunk, block_t, block_d, block_n = config
+        batch, dim, length = u.shape
+        groups, n = B.shape[1], A.shape[1]
+        rows, n_chunks, n_tiles = batch * dim * n, -(-length // chunk), -(-length // block_t)
+        f32 = dict(device=u.device, dtype=torch.float32)
+        local, decay, starts = (torch.empty(n_chunks, rows, **f32) for _ in range(3))
+        h_last = torch.empty(batch, dim, n, **f32)
+        save = any(ctx.needs_input_grad)
+        ckpt = torch.empty(n_tiles if save else 1, rows, **f32)
+        y = torch.empty_like(u)
+        grid = (n_chunks, batch * groups * -(-(dim // groups) // block_d))
+        flags = dict(SOFTPLUS=softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
+        sizes = dict(CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_T=block_t)
+        args = (u, delta, A, B, C, u if D is None else D, u if z is None else z, u if bias is None else bias, y)
+        dims = (length, dim, n, dim // groups, groups, rows)
+        kernels["forward"][grid](*args, starts, local, decay, ckpt, *dims, **sizes, **flags, FINAL=False, SAVE=False)
+        carry_grid = (-(-rows // _CARRY_BLOCK),)
+        kernels["carry"][carry_grid](local, decay, starts, h_last, h_last, n_chunks, rows,
+                                     BLOCK=_CARRY_BLOCK, REVERSE=False)  # fmt: skip
+        kernels["forward"][grid](*args, starts, local, decay, ckpt, *dims, **sizes, **flags, FINAL=True, SAVE=save)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, bias, ckpt)
+        ctx.softplus, ctx.config = softplus, config
+        ctx.set_materialize_grads(False)
+        return y, h_last
+
+    @staticmethod
+    def backward(ctx, dy, dh_last):
+        u, delta, A, B, C, D, z, bias, ckpt = ctx.saved_tensors
+        kernels = _kernels()
+        chunk, block_t, block_d, block_n = ctx.config
+        batch, dim, length = u.shape
+        groups, n = B.shape[1], A.shape[1]
+        rows, n_chunks = batch * dim * n, -(-length // chunk)
+        f32 = dict(device=u.device, dtype=torch.float32)
+        dy = torch.zeros_like(u) if dy is None else dy.contiguous()
+        dh_last = torch.zeros(batch, dim, n, **f32) if dh_last is None else dh_last.float().contiguous()
+        local, decay, carry = (torch.empty(n_chunks, rows, **f32) for _ in range(3))
+        du, ddelta, dz = (torch.empty(batch, dim, length, **f32) for _ in range(3))
+        dA, dB, dC = torch.zeros(dim, n, **f32), torch.zeros(B.shape, **f32), torch.zeros(C.shape, **f32)
+        dD, dbias = torch.zeros(dim, **f32), torch.zeros(dim, **f32)
+        grid = (n_chunks, batch * groups * -(-(dim // groups) // block_d))
+        flags = dict(SOFTPLUS=ctx.softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
+        sizes = dict(CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_T=block_t)
+        inputs = (u, delta, A, B, C, u if D is None else D, u if z is None else z, u if bias is None else bias, dy)
+        outputs = (du, ddelta, dz, dA, dB, dC, dD, dbias)
+        dims = (length, dim, n, dim // groups, groups, rows)
+        kernels["backward"][grid](*inputs, ckpt, carry, local, decay, *outputs, *dims, **sizes, **flags, FINAL=False)
+        kernels["carry"][(-(-rows // _CARRY_BLOCK),)](local, decay, carry, dh_last, dh_last, n_chunks, rows,
+                                                     BLOCK=_CARRY_BLOCK, REVERSE=True)  # fmt: skip
+        kernels["backward"][grid](*inputs, ckpt, carry, local, decay, *outputs, *dims, **sizes, **flags, FINAL=True)
+
+        def cast(grad, like):
+            return None if like is None else grad.to(like.dtype)
+
+        return (cast(du, u), cast(ddelta, delta), cast(dA, A), cast(dB, B), cast(dC, C), cast(dD, D), cast(dz, z),
+                cast(dbias, bias), None, None)  # fmt: skip
+
+
+_CARRY_BLOCK = 128
+
+
+def selective_scan_triton(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    chunk: int = DEFAULT_CHUNK,
+    block_t: int = DEFAULT_BLOCK_T,
+    block_d: int = DEFAULT_BLOCK_D,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Selective scan with Triton kernels; same contract as the reference. Float32 state and arithmetic for
+    float32/float16/bfloat16 inputs; float64 inputs run the ``chunked`` backend instead (Triton kernels here are
+    float32 only), so that ``"auto"`` works for every dtype.
+
+    Args:
+        chunk: positions per program (power of two, >= block_t); the carry kernel walks ``ceil(l / chunk)`` chunks.
+        block_t: positions per register tile (power of two); the backward keeps one float32 state per tile:
+            ``b * d * n * ceil(l / block_t)`` values.
+        block_d: channels per program (power of two).
+
+    Raises:
+        RawMambaError: Triton is missing, an input is not on a CUDA device (CPU tensors only with
+            ``TRITON_INTERPRET=1``), or a size argument is not a power of two.
+    """
+    if u.dtype == torch.float64:
+        from rawmamba.ssm.backends.chunked import selective_scan_chunked
+
+        return selective_scan_chunked(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias,
+                                      delta_softplus=delta_softplus, return_last_state=return_last_state)  # fmt: skip
+    if not triton_importable():
+        raise RawMambaError("selective_scan_triton: the triton package cannot be imported")
+    want = "cpu" if interpreter_enabled() else "cuda"
+    tensors = {"u": u, "delta": delta, "A": A, "B": B, "C": C, "D": D, "z": z, "delta_bias": delta_bias}
+    for name, t in tensors.items():
+        if t is not None and t.device.type != want:
+            raise RawMambaError(
+                f"selective_scan_triton: argument {name} is on {t.device}; Triton needs {want} tensors"
+                + (" (CPU tensors only with TRITON_INTERPRET=1)" if want == "cuda" else "")
+            )
+    config = _config(u.shape[-1], A.shape[1], chunk, block_t, block_d)
+    B4 = B if B.dim() == 4 else B.unsqueeze(1)
+    C4 = C if C.dim() == 4 else C.unsqueeze(1)
+
+    def prep(t):
+        return None if t is None else t.contiguous()
+
+    y, h_last = _TritonScan.apply(
+        prep(u), prep(delta), prep(A), prep(B4), prep(C4), prep(D), prep(z), prep(delta_bias), bool(delta_softplus),
+        config,
+    )  # fmt: skip
+    return (y, h_last) if return_last_state else y

@@ -1,0 +1,338 @@
+"""Triton kernels of :mod:`rawmamba.ssm.backends.triton_scan` (imported only when that backend runs).
+
+Layouts (all contiguous): ``u, delta, z, y, dy``: (b, d, l); ``A``: (d, n); ``B, C``: (b, g, n, l);
+``D, delta_bias``: (d,); per-chunk carries (n_chunks, b, d, n) and tile checkpoints (n_tiles, b, d, n), float32.
+A program covers (chunk, batch item x group x block of ``BLOCK_D`` channels); padding channels get index ``dim``
+and padding states/positions are masked, with decay 1 and input 0 so that they pass the state through.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def combine(a1, x1, a2, x2):
+    # (a1, x1) then (a2, x2): h -> a2 (a1 h + x1) + x2
+    return a1 * a2, a2 * x1 + x2
+
+
+@triton.jit
+def step_size(raw, bias, SOFTPLUS: tl.constexpr):
+    """dt = softplus(raw + bias) (torch's, threshold 20) or raw + bias, and d dt / d raw."""
+    x = raw + bias
+    if SOFTPLUS:
+        e = tl.exp(tl.minimum(x, 20.0))
+        # log(1 + e) loses e's digits once 1 + e rounds to 1; softplus(x) = e (1 - e/2 + ...) there.
+        dt = tl.where(x > 20.0, x, tl.where(x < -15.0, e, tl.log(1.0 + e)))
+        ddt = tl.where(x > 20.0, 1.0, e / (1.0 + e))
+    else:
+        dt = x
+        ddt = tl.full(x.shape, 1.0, tl.float32)
+    return dt, ddt
+
+
+@triton.jit
+def last_column(h, t_idx, BLOCK_T: tl.constexpr):
+    return tl.sum(tl.where(t_idx == BLOCK_T - 1, h, 0.0), axis=2)
+
+
+@triton.jit
+def load_tile(
+    u_ptr,
+    dt_ptr,
+    bias_ptr,
+    A_ptr,
+    B_ptr,
+    row,
+    d_idx,
+    n_idx,
+    t0,
+    t_idx,
+    bc_base,
+    length,
+    dim,
+    n,
+    SOFTPLUS: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+):
+    """Decays a, inputs x (BD, BN, BT) of positions t0 + t_idx; masked positions get a = 1, x = 0."""
+    t = t0 + t_idx  # (1, 1, BT)
+    tm = t < length
+    dm = d_idx < dim
+    nm = n_idx < n
+    u = tl.load(u_ptr + row + t, mask=dm & tm, other=0.0).to(tl.float32)  # (BD, 1, BT)
+    raw = tl.load(dt_ptr + row + t, mask=dm & tm, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
+    else:
+        bias = 0.0
+    dt, ddt = step_size(raw, bias, SOFTPLUS)
+    A = tl.load(A_ptr + d_idx * n + n_idx, mask=dm & nm, other=0.0).to(tl.float32)  # (BD, BN, 1)
+    Bv = tl.load(B_ptr + bc_base + n_idx * length + t, mask=nm & tm, other=0.0).to(tl.float32)  # (1, BN, BT)
+    a = tl.where(tm, tl.exp(dt * A), 1.0)
+    x = tl.where(tm, dt * u * Bv, 0.0)
+    return a, x, u, dt, ddt, A, Bv, tm
+
+
+@triton.jit
+def forward_kernel(
+    u_ptr,
+    dt_ptr,
+    A_ptr,
+    B_ptr,
+    C_ptr,
+    D_ptr,
+    z_ptr,
+    bias_ptr,
+    y_ptr,
+    starts_ptr,
+    local_ptr,
+    decay_ptr,
+    ckpt_ptr,
+    length,
+    dim,
+    n,
+    per_group,
+    groups,
+    rows,
+    CHUNK: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    SOFTPLUS: tl.constexpr,
+    HAS_D: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    FINAL: tl.constexpr,
+    SAVE: tl.constexpr,
+):
+    """FINAL False: local end state and decay product of the chunk from a zero state. FINAL True: y from the
+    carried start state, and the tile-start checkpoints when SAVE."""
+    chunk, pid = tl.program_id(0), tl.program_id(1)
+    blocks_per_group = tl.cdiv(per_group, BLOCK_D)
+    b, rest = pid // (groups * blocks_per_group), pid % (groups * blocks_per_group)
+    g, blk = rest // blocks_per_group, rest % blocks_per_group
+    d_loc = blk * BLOCK_D + tl.arange(0, BLOCK_D)[:, None, None]
+    d_idx = tl.where(d_loc < per_group, g * per_group + d_loc, dim)  # dim marks padding channels
+    n_idx = tl.arange(0, BLOCK_N)[None, :, None]
+    t_idx = tl.arange(0, BLOCK_T)[None, None, :]
+    row = (b * dim + d_idx) * length
+    bc_base = (b * groups + g) * n * length
+    dn = (d_idx < dim) & (n_idx < n)
+    state_off = chunk * rows + (b * dim + d_idx) * n + n_idx  # (BD, BN, 1), arrays (n_chunks, b, d, n)
+    if FINAL:
+        h = tl.sum(tl.load(starts_ptr + state_off, mask=dn, other=0.0), axis=2)
+    else:
+        h = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    decay = tl.full((BLOCK_D, BLOCK_N), 1.0, tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + d_idx, mask=d_idx < dim, other=0.0).to(tl.float32)  # (BD, 1, 1)
+    for k in range(0, CHUNK // BLOCK_T):
+        t0 = chunk * CHUNK + k * BLOCK_T
+        if t0 < length:
+            a, x, u, dt, ddt, A, Bv, tm = load_tile(
+                u_ptr,
+                dt_ptr,
+                bias_ptr,
+                A_ptr,
+                B_ptr,
+                row,
+                d_idx,
+                n_idx,
+                t0,
+                t_idx,
+                bc_base,
+                length,
+                dim,
+                n,
+                SOFTPLUS,
+                HAS_BIAS,
+            )
+            if FINAL and SAVE:
+                tile = t0 // BLOCK_T
+                ck_off = tile * rows + (b * dim + d_idx) * n + n_idx  # (n_tiles, b, d, n)
+                tl.store(ckpt_ptr + ck_off, h[:, :, None], mask=dn)
+            cum_a, h_loc = tl.associative_scan((a, x), 2, combine)
+            hs = h_loc + cum_a * h[:, :, None]
+            h = last_column(hs, t_idx, BLOCK_T)
+            decay = decay * last_column(cum_a, t_idx, BLOCK_T)
+            if FINAL:
+                t = t0 + t_idx
+                Cv = tl.load(C_ptr + bc_base + n_idx * length + t, mask=(n_idx < n) & tm, other=0.0)
+                y = tl.sum(hs * Cv.to(tl.float32), axis=1)[:, None, :]  # (BD, 1, BT), eq. 3
+                if HAS_D:
+                    y = y + Dv * u
+                if HAS_Z:
+                    zv = tl.load(z_ptr + row + t, mask=(d_idx < dim) & tm, other=0.0).to(tl.float32)
+                    y = y * zv * tl.sigmoid(zv)
+                tl.store(y_ptr + row + t, y.to(y_ptr.dtype.element_ty), mask=(d_idx < dim) & tm)
+    if not FINAL:
+        tl.store(local_ptr + state_off, h[:, :, None], mask=dn)
+        tl.store(decay_ptr + state_off, decay[:, :, None], mask=dn)
+
+
+@triton.jit
+def carry_kernel(
+    local_ptr, decay_ptr, out_ptr, init_ptr, final_ptr, n_chunks, rows, BLOCK: tl.constexpr, REVERSE: tl.constexpr
+):
+    """Per row r of (b, d, n), arrays (n_chunks, rows): out[c] = the carry entering chunk c, then
+    carry <- local[c] + decay[c] * carry. Forward: from 0, chunks in order, the final carry written to
+    final. Reverse: from init (dL/dh_last), chunks backwards."""
+    r = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    rm = r < rows
+    if REVERSE:
+        h = tl.load(init_ptr + r, mask=rm, other=0.0)
+    else:
+        h = tl.zeros((BLOCK,), tl.float32)
+    for i in range(0, n_chunks):
+        if REVERSE:
+            off = (n_chunks - 1 - i) * rows + r
+        else:
+            off = i * rows + r
+        tl.store(out_ptr + off, h, mask=rm)
+        h = tl.load(local_ptr + off, mask=rm, other=0.0) + tl.load(decay_ptr + off, mask=rm, other=0.0) * h
+    if not REVERSE:
+        tl.store(final_ptr + r, h, mask=rm)
+
+
+@triton.jit
+def backward_kernel(
+    u_ptr,
+    dt_ptr,
+    A_ptr,
+    B_ptr,
+    C_ptr,
+    D_ptr,
+    z_ptr,
+    bias_ptr,
+    dy_ptr,
+    ckpt_ptr,
+    carry_ptr,
+    local_ptr,
+    decay_ptr,
+    du_ptr,
+    ddt_ptr,
+    dz_ptr,
+    dA_ptr,
+    dB_ptr,
+    dC_ptr,
+    dD_ptr,
+    dbias_ptr,
+    length,
+    dim,
+    n,
+    per_group,
+    groups,
+    rows,
+    CHUNK: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    SOFTPLUS: tl.constexpr,
+    HAS_D: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    FINAL: tl.constexpr,
+):
+    """Adjoint g_t = C_t ds_t + a_{t+1} g_{t+1}, tiles of the chunk in reverse. FINAL False: local adjoint at
+    the chunk start (zero carry) and the product of a_{t+1} over the chunk. FINAL True: all gradients."""
+    chunk, pid = tl.program_id(0), tl.program_id(1)
+    blocks_per_group = tl.cdiv(per_group, BLOCK_D)
+    b, rest = pid // (groups * blocks_per_group), pid % (groups * blocks_per_group)
+    g, blk = rest // blocks_per_group, rest % blocks_per_group
+    d_loc = blk * BLOCK_D + tl.arange(0, BLOCK_D)[:, None, None]
+    d_idx = tl.where(d_loc < per_group, g * per_group + d_loc, dim)
+    n_idx = tl.arange(0, BLOCK_N)[None, :, None]
+    t_idx = tl.arange(0, BLOCK_T)[None, None, :]
+    row = (b * dim + d_idx) * length
+    bc_base = (b * groups + g) * n * length
+    dm, nm = d_idx < dim, n_idx < n
+    dn = dm & nm
+    state_off = chunk * rows + (b * dim + d_idx) * n + n_idx  # (BD, BN, 1)
+    if FINAL:
+        gc = tl.sum(tl.load(carry_ptr + state_off, mask=dn, other=0.0), axis=2)
+        dA_acc = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+        dD_acc = tl.zeros((BLOCK_D, 1), tl.float32)
+        dbias_acc = tl.zeros((BLOCK_D, 1), tl.float32)
+    else:
+        gc = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    decay = tl.full((BLOCK_D, BLOCK_N), 1.0, tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
+    else:
+        Dv = tl.zeros((BLOCK_D, 1, 1), tl.float32)
+    for kk in range(0, CHUNK // BLOCK_T):
+        t0 = chunk * CHUNK + (CHUNK // BLOCK_T - 1 - kk) * BLOCK_T
+        if t0 < length:
+            a, x, u, dt, ddt, A, Bv, tm = load_tile(
+                u_ptr,
+                dt_ptr,
+                bias_ptr,
+                A_ptr,
+                B_ptr,
+                row,
+                d_idx,
+                n_idx,
+                t0,
+                t_idx,
+                bc_base,
+                length,
+                dim,
+                n,
+                SOFTPLUS,
+                HAS_BIAS,
+            )
+            t = t0 + t_idx
+            Cv = tl.load(C_ptr + bc_base + n_idx * length + t, mask=nm & tm, other=0.0).to(tl.float32)
+            dy = tl.load(dy_ptr + row + t, mask=dm & tm, other=0.0).to(tl.float32)  # (BD, 1, BT)
+            if HAS_Z:
+                zv = tl.load(z_ptr + row + t, mask=dm & tm, other=0.0).to(tl.float32)
+                sig = tl.sigmoid(zv)
+                ds = dy * zv * sig
+            else:
+                ds = dy
+            # decay of the next position, a_{t+1}; 1 after the sequence end (where the carry is dL/dh_last).
+            tn = t + 1
+            raw_n = tl.load(dt_ptr + row + tn, mask=dm & (tn < length), other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                raw_n = raw_n + tl.load(bias_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
+            dt_n, _ = step_size(raw_n, 0.0, SOFTPLUS)
+            an = tl.where(tn < length, tl.exp(dt_n * A), 1.0)
+            e = tl.where(tm, ds * Cv, 0.0)
+            cum_f, g_f = tl.associative_scan((tl.flip(an, 2), tl.flip(e, 2)), 2, combine)
+            cum, gs = tl.flip(cum_f, 2), tl.flip(g_f, 2)
+            gs = gs + cum * gc[:, :, None]  # dL/dh_t
+            gc = tl.sum(tl.where(t_idx == 0, gs, 0.0), axis=2)
+            decay = decay * tl.sum(tl.where(t_idx == 0, cum, 0.0), axis=2)
+            if FINAL:
+                tile = t0 // BLOCK_T
+                h0 = tl.load(ckpt_ptr + tile * rows + (b * dim + d_idx) * n + n_idx, mask=dn, other=0.0)
+                cum_a, h_loc = tl.associative_scan((a, x), 2, combine)
+                hs = h_loc + cum_a * h0
+                gs = tl.where(tm, gs, 0.0)
+                if HAS_Z:
+                    yv = tl.sum(hs * Cv, axis=1)[:, None, :] + Dv * u
+                    dzv = dy * yv * sig * (1.0 + zv * (1.0 - sig))
+                    tl.store(dz_ptr + row + t, dzv, mask=dm & tm)
+                ah = hs - x  # a_t h_{t-1}
+                gdt = gs * dt
+                bc_off = bc_base + n_idx * length + t
+                tl.atomic_add(dC_ptr + bc_off, tl.sum(ds * hs, axis=0)[None, :, :], mask=nm & tm)
+                tl.atomic_add(dB_ptr + bc_off, tl.sum(gdt * u, axis=0)[None, :, :], mask=nm & tm)
+                duv = tl.sum(gdt * Bv, axis=1)[:, None, :] + ds * Dv
+                tl.store(du_ptr + row + t, duv, mask=dm & tm)
+                ddtv = tl.sum(gs * (A * ah + Bv * u), axis=1)[:, None, :] * ddt
+                ddtv = tl.where(tm, ddtv, 0.0)
+                tl.store(ddt_ptr + row + t, ddtv, mask=dm & tm)
+                dA_acc += tl.sum(gdt * ah, axis=2)
+                dD_acc += tl.sum(ds * u, axis=2)
+                dbias_acc += tl.sum(ddtv, axis=2)
+    if FINAL:
+        tl.atomic_add(dA_ptr + d_idx * n + n_idx, dA_acc[:, :, None], mask=dn)
+        if HAS_D:
+            tl.atomic_add(dD_ptr + d_idx, dD_acc[:, :, None], mask=dm)
+        if HAS_BIAS:
+            tl.atomic_add(dbias_ptr + d_idx, dbias_acc[:, :, None], mask=dm)
+    else:
+        tl.store(local_ptr + state_off, gc[:, :, None], mask=dn)
+        tl.store(decay_ptr + state_off, decay[:, :, None], mask=dn)

@@ -1,0 +1,112 @@
+"""The Triton selective scan against the float64 reference: on CPU through Triton's interpreter (tiny sizes),
+and on a CUDA device when there is one. Also the mamba_ssm backend when that package is importable."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+import torch
+from test_ssm import assert_close, make_inputs, run_with_grads
+
+from rawmamba.errors import RawMambaError
+from rawmamba.ssm import available_backends, selective_scan_reference, selective_scan_triton
+from rawmamba.ssm.backends import triton_scan
+
+KERNELS_MODULE = "rawmamba.ssm.backends.triton_scan_kernels"
+
+
+requires_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not importable")
+
+
+@pytest.fixture
+def interpreter(monkeypatch):
+    """TRITON_INTERPRET=1 for the kernels module (Triton reads it when the kernels are defined): import it afresh,
+    and forget it afterwards so that later users get compiled kernels again."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    sys.modules.pop(KERNELS_MODULE, None)
+    triton_scan._kernels.cache_clear()
+    try:
+        triton_scan._kernels()
+    except Exception as error:  # noqa: BLE001 (any failure to set up the interpreter means: cannot test here)
+        pytest.skip(f"the Triton interpreter cannot run here: {error!r}")
+    yield
+    sys.modules.pop(KERNELS_MODULE, None)
+    triton_scan._kernels.cache_clear()
+
+
+def as_float32(inputs: dict) -> dict:
+    return {k: (v.detach().float().requires_grad_() if v is not None else None) for k, v in inputs.items()}
+
+
+@requires_triton
+@pytest.mark.parametrize(
+    "length,optional,groups",
+    [(1, True, None), (7, False, 2), (45, True, 2), (45, False, None)],
+    ids=["L1-all", "L7-required-g2", "L45-all-g2", "L45-required"],
+)
+def test_triton_interpreted_matches_reference(interpreter, length, optional, groups):
+    # chunk 16 and tile 8: 45 positions cross chunk and tile boundaries and end in a partial tile.
+    inputs = make_inputs(length, torch.float64, optional, groups)
+    want = run_with_grads(selective_scan_reference, inputs, softplus=optional)
+    got = run_with_grads(
+        lambda **kw: selective_scan_triton(**kw, chunk=16, block_t=8, block_d=2), as_float32(inputs), optional
+    )
+    assert want.keys() == got.keys()
+    for name in want:
+        assert got[name].dtype == torch.float32, name
+        assert_close(name, got[name].double(), want[name], dtype=torch.float32)
+
+
+@requires_triton
+def test_triton_interpreted_bfloat16_inputs_keep_dtypes(interpreter):
+    inputs = {k: v.detach().to(torch.bfloat16) for k, v in make_inputs(20, torch.float32, True, None).items()}
+    y, h = selective_scan_triton(**inputs, delta_softplus=True, return_last_state=True, chunk=8, block_t=8)
+    y_ref, h_ref = selective_scan_reference(**inputs, delta_softplus=True, return_last_state=True)
+    assert y.dtype == torch.bfloat16 and h.dtype == torch.float32
+    assert_close("last_state", h, h_ref)
+    assert (y.float() - y_ref.float()).abs().max() <= 2**-7 * y_ref.float().abs().max()
+
+
+@requires_triton
+def test_triton_argument_errors(interpreter, monkeypatch):
+    inputs = as_float32(make_inputs(5, torch.float32, optional=False, groups=None))
+    with pytest.raises(RawMambaError, match="argument block_t must be a power of two"):
+        selective_scan_triton(**inputs, block_t=12)
+    with pytest.raises(RawMambaError, match="argument chunk=8 must be >= block_t=16"):
+        selective_scan_triton(**inputs, chunk=8, block_t=16)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(RawMambaError, match="argument u is on cpu; Triton needs cuda tensors"):
+        selective_scan_triton(**inputs)
+
+
+def test_float64_runs_the_chunked_backend_and_matches():
+    inputs = make_inputs(30, torch.float64, optional=True, groups=None)
+    want = run_with_grads(selective_scan_reference, inputs, softplus=True)
+    got = run_with_grads(selective_scan_triton, inputs, softplus=True)
+    for name in want:
+        assert_close(name, got[name], want[name])
+
+
+def test_gpu_backends_are_unavailable_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    assert "triton" not in available_backends() and "mamba_ssm" not in available_backends()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backend", ["triton", "mamba_ssm"])
+@pytest.mark.parametrize("length", [7, 1000, 4097])
+def test_gpu_backend_matches_float64_reference_on_cpu(backend, length):
+    if backend not in available_backends():
+        pytest.skip(f"{backend} is not available")
+    from rawmamba.ssm import selective_scan
+
+    inputs = make_inputs(length, torch.float64, optional=True, groups=None)
+    want = run_with_grads(selective_scan_reference, inputs, softplus=True)
+    gpu = {k: v.detach().float().cuda().requires_grad_() for k, v in inputs.items()}
+    got = run_with_grads(lambda **kw: selective_scan(**kw, backend=backend), gpu, softplus=True)
+    for name in want:
+        assert got[name].is_cuda, name
+        assert_close(name, got[name].double().cpu(), want[name], dtype=torch.float32)
