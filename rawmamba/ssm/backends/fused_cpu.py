@@ -2,13 +2,14 @@
 
 Same semantics as :func:`rawmamba.ssm.backends.reference.selective_scan_reference` (the spec). Everything of the
 scan (bias, softplus, ZOH decay, state update of paper eq. 2, readout of eq. 3, ``D`` skip, ``silu(z)`` gate)
-happens inside one loop per (batch item, channel), parallel over them, with the (n,) state in a local array:
-no (b, d, l, n) temporary exists, in the forward or the backward. The backward recomputes the states from
-checkpoints stored every ``checkpoint_interval`` positions (see :mod:`rawmamba.ssm.backends.fused_cpu_kernels`).
+happens inside one pass over the sequence per (batch item, block of 16 channels), parallel over the blocks, SIMD
+across the block's channels, with the states in a small local array: no (b, d, l, n) temporary exists, in the
+forward or the backward. The backward recomputes the states from checkpoints stored every ``checkpoint_interval``
+positions (see :mod:`rawmamba.ssm.backends.fused_cpu_kernels`). Threads: ``torch.get_num_threads()``.
 
 numba is an optional dependency (``pip install rawmamba[fast]``): :func:`fused_cpu_available` is False when it
 cannot be imported, and the kernels module is imported only on first use, so ``import rawmamba`` never needs it.
-The first call per dtype compiles the kernels (tens of seconds); numba caches them on disk for later processes.
+The first call per dtype compiles the kernels (about 10 s); numba caches them on disk for later processes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from rawmamba.errors import RawMambaError
 from rawmamba.ssm.backends.reference import compute_dtype
 
-DEFAULT_CHECKPOINT_INTERVAL = 64
+DEFAULT_CHECKPOINT_INTERVAL = 128
 
 
 @functools.cache
@@ -54,46 +55,48 @@ class _FusedScan(torch.autograd.Function):
         kernels.set_threads(torch.get_num_threads())
         batch, dim, length = u.shape
         n = A.shape[1]
-        # time-major B, C: (b, g, l, n), so that one position's n values are contiguous for the inner loop.
-        B_t, C_t = B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous()
+        # time-major B, C: (b, g, l, n), so that one position's n values are contiguous; A as (n, d).
+        B_t, C_t, At = B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous(), A.t().contiguous()
         y = u.new_empty(batch, dim, length)
         h_last = u.new_empty(batch, dim, n)
-        checkpoints = u.new_empty(batch, dim, -(-length // interval), n)
+        checkpoints = u.new_empty(batch, -(-length // interval), n, dim)
         kernels.scan_forward(
-            _np(u), _np(delta), _np(A), _np(B_t), _np(C_t), _np(D), _np(z), _np(bias), softplus, has_z, interval,
+            _np(u), _np(delta), _np(At), _np(B_t), _np(C_t), _np(D), _np(z), _np(bias), softplus, has_z, interval,
             y.numpy(), h_last.numpy(), checkpoints.numpy(),
         )  # fmt: skip
-        ctx.save_for_backward(u, delta, A, B_t, C_t, D, z, bias, checkpoints)
+        ctx.save_for_backward(u, delta, At, B_t, C_t, D, z, bias, checkpoints)
         ctx.softplus, ctx.has_z, ctx.interval = softplus, has_z, interval
         ctx.set_materialize_grads(False)
         return y, h_last
 
     @staticmethod
     def backward(ctx, dy, dh_last):
-        u, delta, A, B_t, C_t, D, z, bias, checkpoints = ctx.saved_tensors
+        u, delta, At, B_t, C_t, D, z, bias, checkpoints = ctx.saved_tensors
         kernels = _kernels()
         threads = torch.get_num_threads()
         kernels.set_threads(threads)
         batch, dim, length = u.shape
-        groups, n = B_t.shape[1], A.shape[1]
+        groups, n = B_t.shape[1], At.shape[0]
         dy = torch.zeros_like(u) if dy is None else dy.contiguous()
         dh_last = u.new_zeros(batch, dim, n) if dh_last is None else dh_last.contiguous()
-        # each (batch item, group) is cut into `parts` slices of channels with private dB/dC buffers, enough
+        # each (batch item, group) is cut into `parts` ranges of lane blocks with private dB/dC buffers, enough
         # work items to keep every thread busy; the buffers are summed below.
-        parts = max(1, min(dim // groups, -(-threads // (batch * groups))))
+        blocks = -(-(dim // groups) // kernels.LANES)
+        parts = max(1, min(blocks, -(-threads // (batch * groups))))
         du, ddelta, dz = torch.empty_like(u), torch.empty_like(u), torch.zeros_like(u)
-        dA_b, dD_b, dbias_b = u.new_empty(batch, dim, n), u.new_empty(batch, dim), u.new_empty(batch, dim)
+        dA_b, dD_b, dbias_b = u.new_empty(batch, n, dim), u.new_empty(batch, dim), u.new_empty(batch, dim)
         dB_p = u.new_zeros(batch, groups, parts, length, n)
         dC_p = u.new_zeros(batch, groups, parts, length, n)
         kernels.scan_backward(
-            _np(u), _np(delta), _np(A), _np(B_t), _np(C_t), _np(D), _np(z), _np(bias), ctx.softplus, ctx.has_z,
+            _np(u), _np(delta), _np(At), _np(B_t), _np(C_t), _np(D), _np(z), _np(bias), ctx.softplus, ctx.has_z,
             ctx.interval, _np(checkpoints), _np(dy), _np(dh_last), parts,
             du.numpy(), ddelta.numpy(), dz.numpy(), dA_b.numpy(), dD_b.numpy(), dbias_b.numpy(), dB_p.numpy(),
             dC_p.numpy(),
         )  # fmt: skip
         dB = dB_p.sum(2).transpose(2, 3)
         dC = dC_p.sum(2).transpose(2, 3)
-        return du, ddelta, dA_b.sum(0), dB, dC, dD_b.sum(0), dz if ctx.has_z else None, dbias_b.sum(0), None, None, None
+        dz = dz if ctx.has_z else None
+        return du, ddelta, dA_b.sum(0).t(), dB, dC, dD_b.sum(0), dz, dbias_b.sum(0), None, None, None
 
 
 def selective_scan_fused_cpu(
@@ -113,8 +116,9 @@ def selective_scan_fused_cpu(
     other dtypes compute in float32).
 
     Args:
-        checkpoint_interval: positions between stored states (>= 1). The backward keeps
-            ``b * d * n * ceil(l / checkpoint_interval)`` checkpoint values plus an (interval, n) buffer per thread.
+        checkpoint_interval: positions between stored states (>= 1), also the backward's segment length. The
+            backward keeps ``b * d * n * ceil(l / checkpoint_interval)`` checkpoint values plus two
+            (interval, n, 16) buffers per thread; 128 was fastest at d=192, n=16 (32 and 256 slower).
 
     Raises:
         RawMambaError: an input is not on the CPU, numba is missing, or ``checkpoint_interval`` is not positive.
