@@ -1,10 +1,13 @@
 """Time the selective-scan backends on CPU: forward and forward+backward, medians over repeats.
 
-    python benchmarks/scan_cpu.py [--lengths 1024 4096 20480] [--threads 1 2] [--out benchmarks/results/scan_cpu.json]
+    python benchmarks/scan_cpu.py [--backends reference chunked fused_cpu] [--lengths 1024 4096 20480]
+        [--threads 1 2] [--out benchmarks/results/scan_cpu.json]
 
 Sizes follow the network (d = 192 channels, n = 16 states, batch 1). The sequential reference runs only for
-lengths up to ``--reference-max-length`` (it takes one Python step per position). Prints a table and writes
-JSON with the commit hash, torch version, device and thread counts. On a machine shared with other work,
+lengths up to ``--reference-max-length`` (it takes one Python step per position). Backends that are not
+available (``fused_cpu`` without numba) are skipped and listed. Prints a table and writes JSON with the code
+version (package + commit), torch version, device and thread counts, and the speed-ups of every backend over
+``chunked`` (same run, same thread count). On a machine shared with other work,
 multi-threaded wall times swing widely (every vector step ends in a thread barrier); the single-thread row
 and the CPU times are the stable numbers.
 """
@@ -23,15 +26,8 @@ from pathlib import Path
 
 import torch
 
-from rawmamba.ssm import selective_scan
-
-
-def commit_hash() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+from rawmamba.ssm import available_backends, selective_scan
+from rawmamba.train.checkpoint import code_version
 
 
 def cpu_model() -> str:
@@ -101,7 +97,9 @@ def run_rows(threads: int, args: argparse.Namespace) -> list[dict]:
     torch.set_num_threads(threads)
     rows = []
     for length in args.lengths:
-        for backend in ["chunked"] + (["reference"] if length <= args.reference_max_length else []):
+        for backend in args.backends:
+            if backend == "reference" and length > args.reference_max_length:
+                continue
             row = {"threads": threads} | bench(backend, args.d, args.n, length, args.repeats)
             rows.append(row)
             print(
@@ -114,8 +112,26 @@ def run_rows(threads: int, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def speedups(rows: list[dict]) -> list[dict]:
+    """chunked time / backend time (wall-clock medians), per thread count and length, for every other backend."""
+    base = {(r["threads"], r["length"]): r for r in rows if r["backend"] == "chunked"}
+    out = []
+    for r in rows:
+        ref = base.get((r["threads"], r["length"]))
+        if ref is None or r["backend"] == "chunked":
+            continue
+        out.append({"threads": r["threads"], "length": r["length"], "backend": r["backend"],
+                    "forward": ref["forward_s"] / r["forward_s"],
+                    "forward_backward": ref["forward_backward_s"] / r["forward_backward_s"]})  # fmt: skip
+    for s in out:
+        print(f"threads {s['threads']}  L={s['length']:>6}  {s['backend']:>10} vs chunked: forward "
+              f"{s['forward']:.1f}x  forward+backward {s['forward_backward']:.1f}x", file=sys.stderr)  # fmt: skip
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", default=["reference", "chunked", "fused_cpu"])
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 20480])
     parser.add_argument("--d", type=int, default=192)
     parser.add_argument("--n", type=int, default=16)
@@ -125,6 +141,8 @@ def main() -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scan_cpu.json"))
     args = parser.parse_args()
+    skipped = [name for name in args.backends if name not in available_backends()]
+    args.backends = [name for name in args.backends if name not in skipped]
     if args.worker:
         print(json.dumps(run_rows(args.threads[0], args)))
         return
@@ -134,11 +152,11 @@ def main() -> None:
     for threads in args.threads:
         cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--repeats", str(args.repeats)]
         cmd += ["--d", str(args.d), "--n", str(args.n), "--reference-max-length", str(args.reference_max_length)]
-        cmd += ["--lengths", *map(str, args.lengths)]
+        cmd += ["--lengths", *map(str, args.lengths), "--backends", *args.backends]
         rows += json.loads(subprocess.run(cmd, capture_output=False, stdout=subprocess.PIPE, check=True).stdout)
     result = {
         "benchmark": "selective_scan CPU",
-        "commit": commit_hash(),
+        "commit": code_version(),
         "torch": torch.__version__,
         "device": f"cpu: {cpu_model()}",
         "threads": args.threads,
@@ -148,8 +166,11 @@ def main() -> None:
         "n": args.n,
         "batch": 1,
         "repeats": args.repeats,
+        "backends": args.backends,
+        "backends_unavailable": skipped,
         "statistic": "median seconds (wall clock; *_cpu_s: process CPU time, all threads)",
         "results": rows,
+        "speedup_over_chunked": speedups(rows),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -41,14 +41,33 @@ def test_checkpoint_interval_and_groups_do_not_change_the_result(interval, group
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_gradients_do_not_depend_on_the_thread_count(threads):
-    """dB and dC are summed over channels from per-thread buffers; the split must not change the sum."""
-    inputs = make_inputs(300, torch.float64, optional=True, groups=None)
+def test_parallel_kernels_and_channel_blocks_match_the_reference(threads, monkeypatch):
+    """40 channels = blocks of 16, 16 and 8 (padding lanes); with 2 threads the parallel kernels run and the
+    backward splits the blocks into 2 parts whose private dB/dC buffers are summed."""
+    from rawmamba.ssm.backends import fused_cpu
+
+    monkeypatch.setattr(fused_cpu, "PARALLEL_MIN_WORK", 0)
+    g = torch.Generator().manual_seed(3)
+    batch, dim, n, length = 1, 40, 3, 100
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).requires_grad_()
+
+    inputs = {
+        "u": rnd(batch, dim, length),
+        "delta": rnd(batch, dim, length, scale=0.5),
+        "A": (-torch.rand(dim, n, generator=g, dtype=torch.float64) * 3 - 0.05).requires_grad_(),
+        "B": rnd(batch, n, length),
+        "C": rnd(batch, n, length),
+        "D": rnd(dim),
+        "z": rnd(batch, dim, length),
+        "delta_bias": rnd(dim, scale=0.5),
+    }
     want = run_with_grads(selective_scan_reference, inputs, softplus=True)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)
-        got = run_with_grads(selective_scan_fused_cpu, inputs, softplus=True)
+        got = run_with_grads(lambda **kw: selective_scan_fused_cpu(**kw, checkpoint_interval=30), inputs, True)
     finally:
         torch.set_num_threads(before)
     for name in want:

@@ -163,60 +163,175 @@ def _step_sizes(raw, bias_blk, softplus, count, dt, ddt):
                 dt[i, c], ddt[i, c] = raw[i, c] + bias_blk[c], one
 
 
+@njit(**_KERNEL_OPTIONS)
+def _forward_item(item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, y, h_last, checkpoints):
+    """One work item of :func:`scan_forward`: batch item, group and block of LANES channels from ``item``."""
+    batch, dim, length = u.shape
+    groups, n = B.shape[1], At.shape[0]
+    per_group = dim // groups
+    blocks = (per_group + LANES - 1) // LANES
+    b, g, blk = item // (groups * blocks), (item // blocks) % groups, item % blocks
+    c0, cw = g * per_group + blk * LANES, min(LANES, per_group - blk * LANES)
+    one = u.dtype.type(1)
+    A_blk, D_blk, bias_blk = _block_params(At, D, bias, c0, cw)
+    h = np.zeros((n, LANES), dtype=u.dtype)
+    s = np.zeros(LANES, dtype=u.dtype)
+    # separate buffers (no in-place reuse): LLVM vectorises loops only over arrays it sees do not overlap.
+    ut, raw, dt, ddt, xu, zt, yt = np.zeros((7, FORWARD_TILE, LANES), dtype=u.dtype)
+    for t0 in range(0, length, FORWARD_TILE):
+        count = min(FORWARD_TILE, length - t0)
+        _gather(u, b, c0, cw, t0, count, ut)
+        _gather(delta, b, c0, cw, t0, count, raw)
+        _step_sizes(raw, bias_blk, softplus, count, dt, ddt)
+        for i in range(count):
+            for c in range(LANES):
+                xu[i, c] = dt[i, c] * ut[i, c]
+        for i in range(count):
+            t = t0 + i
+            if t % interval == 0:
+                for j in range(n):
+                    for c in range(cw):
+                        checkpoints[b, t // interval, j, c0 + c] = h[j, c]
+            for c in range(LANES):
+                s[c] = 0
+            for j in range(n):
+                bj, cj = B[b, g, t, j], C[b, g, t, j]
+                for c in range(LANES):  # eq. 2 (ZOH decay exp(dt A), input dt B u) and eq. 3 (y = C h)
+                    hv = _exp(dt[i, c] * A_blk[j, c]) * h[j, c] + xu[i, c] * bj
+                    h[j, c] = hv
+                    s[c] += cj * hv
+            for c in range(LANES):
+                yt[i, c] = s[c]
+        for i in range(count):
+            for c in range(LANES):
+                yt[i, c] += D_blk[c] * ut[i, c]
+        if has_z:
+            _gather(z, b, c0, cw, t0, count, zt)
+            for i in range(count):
+                for c in range(LANES):
+                    yt[i, c] *= zt[i, c] / (one + _exp(-zt[i, c]))
+        _scatter(yt, y, b, c0, cw, t0, count)
+    for j in range(n):
+        for c in range(cw):
+            h_last[b, c0 + c, j] = h[j, c]
+
+
 @njit(parallel=True, **_KERNEL_OPTIONS)
 def scan_forward(u, delta, At, B, C, D, z, bias, softplus, has_z, interval, y, h_last, checkpoints):
     """y (b, d, l), h_last (b, d, n) and checkpoints (b, n_seg, n, d), all written here. Each work item walks
     the sequence in tiles of :data:`FORWARD_TILE` positions: gather the tile's inputs, step sizes for the whole
     tile, the recurrence position by position, then the D skip and silu(z) gate for the whole tile."""
+    per_group = u.shape[1] // B.shape[1]
+    for item in prange(u.shape[0] * B.shape[1] * ((per_group + LANES - 1) // LANES)):
+        _forward_item(item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, y, h_last, checkpoints)
+
+
+@njit(**_KERNEL_OPTIONS)
+def scan_forward_serial(u, delta, At, B, C, D, z, bias, softplus, has_z, interval, y, h_last, checkpoints):
+    """:func:`scan_forward` on the calling thread (no thread-pool launch: for small inputs or one thread)."""
+    per_group = u.shape[1] // B.shape[1]
+    for item in range(u.shape[0] * B.shape[1] * ((per_group + LANES - 1) // LANES)):
+        _forward_item(item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, y, h_last, checkpoints)
+
+
+@njit(**_KERNEL_OPTIONS)
+def _backward_item(
+    item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts,
+    du, ddelta, dz, dA_b, dD_b, dbias_b, dB_p, dC_p,
+):  # fmt: skip
+    """One work item of :func:`scan_backward`: batch item, group and part from ``item``."""
     batch, dim, length = u.shape
     groups, n = B.shape[1], At.shape[0]
     per_group = dim // groups
     blocks = (per_group + LANES - 1) // LANES
-    for item in prange(batch * groups * blocks):
-        b, g, blk = item // (groups * blocks), (item // blocks) % groups, item % blocks
+    n_seg = checkpoints.shape[1]
+    b, g, p = item // (groups * parts), (item // parts) % groups, item % parts
+    zero, one = u.dtype.type(0), u.dtype.type(1)
+    hs = np.empty((interval, n, LANES), dtype=u.dtype)  # a segment's states h_t
+    decays = np.empty((interval, n, LANES), dtype=u.dtype)  # its decays exp(dt_t A)
+    # per-position tiles of the segment (separate buffers, so that LLVM sees they do not overlap)
+    ut, raw, dts, dts_draw, xu, zt, dyt, dst, dzt, dut, ddtt = np.zeros((11, interval, LANES), dtype=u.dtype)
+    h0, carry, dA_acc = np.zeros((3, n, LANES), dtype=u.dtype)
+    dD_acc, dbias_acc, sc, tmp_b, tmp_c = np.zeros((5, LANES), dtype=u.dtype)
+    for blk in range(blocks * p // parts, blocks * (p + 1) // parts):
         c0, cw = g * per_group + blk * LANES, min(LANES, per_group - blk * LANES)
-        one = u.dtype.type(1)
         A_blk, D_blk, bias_blk = _block_params(At, D, bias, c0, cw)
-        h = np.zeros((n, LANES), dtype=u.dtype)
-        s = np.zeros(LANES, dtype=u.dtype)
-        # separate buffers (no in-place reuse): LLVM vectorises loops only over arrays it sees do not overlap.
-        ut, raw, dt, ddt, xu, zt, yt = np.zeros((7, FORWARD_TILE, LANES), dtype=u.dtype)
-        for t0 in range(0, length, FORWARD_TILE):
-            count = min(FORWARD_TILE, length - t0)
+        carry[:] = 0  # exp(dt_{t+1} A) dL/dh_{t+1}; after the last position dL/dh_last
+        for j in range(n):
+            for c in range(cw):
+                carry[j, c] = dh_last[b, c0 + c, j]
+        dA_acc[:] = 0
+        dD_acc[:] = 0
+        dbias_acc[:] = 0
+        for seg in range(n_seg - 1, -1, -1):
+            t0 = seg * interval
+            count = min(interval, length - t0)
+            for j in range(n):
+                for c in range(LANES):
+                    h0[j, c] = checkpoints[b, seg, j, c0 + min(c, cw - 1)]
             _gather(u, b, c0, cw, t0, count, ut)
             _gather(delta, b, c0, cw, t0, count, raw)
-            _step_sizes(raw, bias_blk, softplus, count, dt, ddt)
+            _gather(dy, b, c0, cw, t0, count, dyt)
+            _step_sizes(raw, bias_blk, softplus, count, dts, dts_draw)
             for i in range(count):
                 for c in range(LANES):
-                    xu[i, c] = dt[i, c] * ut[i, c]
+                    xu[i, c] = dts[i, c] * ut[i, c]
+                    dst[i, c] = dyt[i, c] if c < cw else zero  # padding lanes: no output gradient
+            # recompute the segment's states from its checkpoint, exactly as the forward did.
             for i in range(count):
-                t = t0 + i
-                if t % interval == 0:
-                    for j in range(n):
-                        for c in range(cw):
-                            checkpoints[b, t // interval, j, c0 + c] = h[j, c]
-                for c in range(LANES):
-                    s[c] = 0
+                prev = hs[i - 1] if i > 0 else h0
                 for j in range(n):
-                    bj, cj = B[b, g, t, j], C[b, g, t, j]
-                    for c in range(LANES):  # eq. 2 (ZOH decay exp(dt A), input dt B u) and eq. 3 (y = C h)
-                        hv = _exp(dt[i, c] * A_blk[j, c]) * h[j, c] + xu[i, c] * bj
-                        h[j, c] = hv
-                        s[c] += cj * hv
-                for c in range(LANES):
-                    yt[i, c] = s[c]
-            for i in range(count):
-                for c in range(LANES):
-                    yt[i, c] += D_blk[c] * ut[i, c]
+                    bj = B[b, g, t0 + i, j]
+                    for c in range(LANES):
+                        a = _exp(dts[i, c] * A_blk[j, c])
+                        decays[i, j, c] = a
+                        hs[i, j, c] = a * prev[j, c] + xu[i, c] * bj
+            # y = (s + D u) * silu(z): dz, and the gradient ds reaching s = C . h
             if has_z:
                 _gather(z, b, c0, cw, t0, count, zt)
                 for i in range(count):
+                    sc[:] = 0
+                    for j in range(n):
+                        cj = C[b, g, t0 + i, j]
+                        for c in range(LANES):
+                            sc[c] += cj * hs[i, j, c]
                     for c in range(LANES):
-                        yt[i, c] *= zt[i, c] / (one + _exp(-zt[i, c]))
-            _scatter(yt, y, b, c0, cw, t0, count)
+                        sig = one / (one + _exp(-zt[i, c]))
+                        dzt[i, c] = dst[i, c] * (sc[c] + D_blk[c] * ut[i, c]) * sig * (one + zt[i, c] * (one - sig))
+                        dst[i, c] = dst[i, c] * zt[i, c] * sig
+            for i in range(count - 1, -1, -1):
+                t = t0 + i
+                for c in range(LANES):
+                    dD_acc[c] += dst[i, c] * ut[i, c]
+                    dut[i, c] = dst[i, c] * D_blk[c]
+                    ddtt[i, c] = zero
+                prev = hs[i - 1] if i > 0 else h0
+                for j in range(n):
+                    bj, cj = B[b, g, t, j], C[b, g, t, j]
+                    for c in range(LANES):
+                        gj = dst[i, c] * cj + carry[j, c]  # dL/dh_t
+                        gdt = gj * dts[i, c]
+                        ghp = gj * decays[i, j, c] * prev[j, c]  # dL/d(dt A) through the decay
+                        dA_acc[j, c] += ghp * dts[i, c]
+                        ddtt[i, c] += ghp * A_blk[j, c] + gj * bj * ut[i, c]
+                        dut[i, c] += gdt * bj
+                        carry[j, c] = decays[i, j, c] * gj
+                        tmp_b[c] = gdt * ut[i, c]
+                        tmp_c[c] = dst[i, c] * hs[i, j, c]
+                    dB_p[b, g, p, t, j] += _lane_sum(tmp_b)
+                    dC_p[b, g, p, t, j] += _lane_sum(tmp_c)
+            for i in range(count):
+                for c in range(LANES):
+                    ddtt[i, c] *= dts_draw[i, c]
+                    dbias_acc[c] += ddtt[i, c]
+            _scatter(dut, du, b, c0, cw, t0, count)
+            _scatter(ddtt, ddelta, b, c0, cw, t0, count)
+            if has_z:
+                _scatter(dzt, dz, b, c0, cw, t0, count)
         for j in range(n):
-            for c in range(cw):
-                h_last[b, c0 + c, j] = h[j, c]
+            dA_b[b, j, c0 : c0 + cw] = dA_acc[j, :cw]
+        dD_b[b, c0 : c0 + cw] = dD_acc[:cw]
+        dbias_b[b, c0 : c0 + cw] = dbias_acc[:cw]
 
 
 @njit(parallel=True, **_KERNEL_OPTIONS)
@@ -231,99 +346,24 @@ def scan_backward(
     dB/dC buffer, so no two threads write the same element. Padding lanes get a zero output gradient and a zero
     final-state gradient, so their adjoints stay zero and add nothing to the sums over channels.
     """
-    batch, dim, length = u.shape
-    groups, n = B.shape[1], At.shape[0]
-    per_group = dim // groups
-    blocks = (per_group + LANES - 1) // LANES
-    n_seg = checkpoints.shape[1]
-    for item in prange(batch * groups * parts):
-        b, g, p = item // (groups * parts), (item // parts) % groups, item % parts
-        zero, one = u.dtype.type(0), u.dtype.type(1)
-        hs = np.empty((interval, n, LANES), dtype=u.dtype)  # a segment's states h_t
-        decays = np.empty((interval, n, LANES), dtype=u.dtype)  # its decays exp(dt_t A)
-        # per-position tiles of the segment (separate buffers, so that LLVM sees they do not overlap)
-        ut, raw, dts, dts_draw, xu, zt, dyt, dst, dzt, dut, ddtt = np.zeros((11, interval, LANES), dtype=u.dtype)
-        h0, carry, dA_acc = np.zeros((3, n, LANES), dtype=u.dtype)
-        dD_acc, dbias_acc, sc, tmp_b, tmp_c = np.zeros((5, LANES), dtype=u.dtype)
-        for blk in range(blocks * p // parts, blocks * (p + 1) // parts):
-            c0, cw = g * per_group + blk * LANES, min(LANES, per_group - blk * LANES)
-            A_blk, D_blk, bias_blk = _block_params(At, D, bias, c0, cw)
-            carry[:] = 0  # exp(dt_{t+1} A) dL/dh_{t+1}; after the last position dL/dh_last
-            for j in range(n):
-                for c in range(cw):
-                    carry[j, c] = dh_last[b, c0 + c, j]
-            dA_acc[:] = 0
-            dD_acc[:] = 0
-            dbias_acc[:] = 0
-            for seg in range(n_seg - 1, -1, -1):
-                t0 = seg * interval
-                count = min(interval, length - t0)
-                for j in range(n):
-                    for c in range(LANES):
-                        h0[j, c] = checkpoints[b, seg, j, c0 + min(c, cw - 1)]
-                _gather(u, b, c0, cw, t0, count, ut)
-                _gather(delta, b, c0, cw, t0, count, raw)
-                _gather(dy, b, c0, cw, t0, count, dyt)
-                _step_sizes(raw, bias_blk, softplus, count, dts, dts_draw)
-                for i in range(count):
-                    for c in range(LANES):
-                        xu[i, c] = dts[i, c] * ut[i, c]
-                        dst[i, c] = dyt[i, c] if c < cw else zero  # padding lanes: no output gradient
-                # recompute the segment's states from its checkpoint, exactly as the forward did.
-                for i in range(count):
-                    prev = hs[i - 1] if i > 0 else h0
-                    for j in range(n):
-                        bj = B[b, g, t0 + i, j]
-                        for c in range(LANES):
-                            a = _exp(dts[i, c] * A_blk[j, c])
-                            decays[i, j, c] = a
-                            hs[i, j, c] = a * prev[j, c] + xu[i, c] * bj
-                # y = (s + D u) * silu(z): dz, and the gradient ds reaching s = C . h
-                if has_z:
-                    _gather(z, b, c0, cw, t0, count, zt)
-                    for i in range(count):
-                        sc[:] = 0
-                        for j in range(n):
-                            cj = C[b, g, t0 + i, j]
-                            for c in range(LANES):
-                                sc[c] += cj * hs[i, j, c]
-                        for c in range(LANES):
-                            sig = one / (one + _exp(-zt[i, c]))
-                            dzt[i, c] = dst[i, c] * (sc[c] + D_blk[c] * ut[i, c]) * sig * (one + zt[i, c] * (one - sig))
-                            dst[i, c] = dst[i, c] * zt[i, c] * sig
-                for i in range(count - 1, -1, -1):
-                    t = t0 + i
-                    for c in range(LANES):
-                        dD_acc[c] += dst[i, c] * ut[i, c]
-                        dut[i, c] = dst[i, c] * D_blk[c]
-                        ddtt[i, c] = zero
-                    prev = hs[i - 1] if i > 0 else h0
-                    for j in range(n):
-                        bj, cj = B[b, g, t, j], C[b, g, t, j]
-                        for c in range(LANES):
-                            gj = dst[i, c] * cj + carry[j, c]  # dL/dh_t
-                            gdt = gj * dts[i, c]
-                            ghp = gj * decays[i, j, c] * prev[j, c]  # dL/d(dt A) through the decay
-                            dA_acc[j, c] += ghp * dts[i, c]
-                            ddtt[i, c] += ghp * A_blk[j, c] + gj * bj * ut[i, c]
-                            dut[i, c] += gdt * bj
-                            carry[j, c] = decays[i, j, c] * gj
-                            tmp_b[c] = gdt * ut[i, c]
-                            tmp_c[c] = dst[i, c] * hs[i, j, c]
-                        dB_p[b, g, p, t, j] += _lane_sum(tmp_b)
-                        dC_p[b, g, p, t, j] += _lane_sum(tmp_c)
-                for i in range(count):
-                    for c in range(LANES):
-                        ddtt[i, c] *= dts_draw[i, c]
-                        dbias_acc[c] += ddtt[i, c]
-                _scatter(dut, du, b, c0, cw, t0, count)
-                _scatter(ddtt, ddelta, b, c0, cw, t0, count)
-                if has_z:
-                    _scatter(dzt, dz, b, c0, cw, t0, count)
-            for j in range(n):
-                dA_b[b, j, c0 : c0 + cw] = dA_acc[j, :cw]
-            dD_b[b, c0 : c0 + cw] = dD_acc[:cw]
-            dbias_b[b, c0 : c0 + cw] = dbias_acc[:cw]
+    for item in prange(u.shape[0] * B.shape[1] * parts):
+        _backward_item(
+            item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts,
+            du, ddelta, dz, dA_b, dD_b, dbias_b, dB_p, dC_p,
+        )  # fmt: skip
+
+
+@njit(**_KERNEL_OPTIONS)
+def scan_backward_serial(
+    u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts,
+    du, ddelta, dz, dA_b, dD_b, dbias_b, dB_p, dC_p,
+):  # fmt: skip
+    """:func:`scan_backward` on the calling thread."""
+    for item in range(u.shape[0] * B.shape[1] * parts):
+        _backward_item(
+            item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts,
+            du, ddelta, dz, dA_b, dD_b, dbias_b, dB_p, dC_p,
+        )  # fmt: skip
 
 
 def set_threads(threads: int) -> None:
