@@ -1,13 +1,16 @@
 """GPU checks: the selective scan on the GPU against the float64 CPU reference, and GPU timings.
 
-    python benchmarks/gpu_checks.py --out benchmarks/results/gpu_checks.json
+    python benchmarks/gpu_checks.py --out benchmarks/results/gpu_checks.json [--skip-models]
 
-1. Correctness: every registered, available backend on CUDA (float32) against the sequential
-   reference on the CPU in float64: outputs, last state and gradients, at awkward lengths.
-2. Timings (CUDA events, median of repeats): the scan forward for d=192, n=16 at L up to 288,000
-   (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
-   ``rawmamba_tiny`` and ``rawmamba_base`` forward on a 5-frame video and on an image, fp32 and bf16.
-Results go to JSON with the commit, torch version and device.
+1. Correctness: every available GPU backend (``chunked``, ``triton``, ``mamba_ssm``) on CUDA in float32, and
+   ``triton`` with bfloat16 inputs, against the sequential reference on the CPU in float64: outputs, last
+   state and gradients, at awkward lengths.
+2. Timings (CUDA events, median of repeats): the scan forward, and forward+backward, for d=192, n=16 at L up
+   to 288,000 (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
+   a small sweep of the Triton kernel's tile sizes; ``rawmamba_tiny`` and ``rawmamba_base`` forward on a 5-frame
+   video and on an image, fp32 and bf16, with the default (``auto``) scan backend, whose choice is recorded.
+A failing backend is recorded as an error and the rest still runs. Results go to JSON with the code version,
+torch version and device.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
+import traceback
 from pathlib import Path
 
 import torch
 
 from rawmamba.models import create_model
-from rawmamba.ssm import available_backends, selective_scan
+from rawmamba.ssm import available_backends, get_backend, selective_scan, selective_scan_triton
+from rawmamba.train.checkpoint import code_version
+
+GPU_BACKENDS = ("chunked", "triton", "mamba_ssm")
 
 BYTES_PER_SECOND = 3.0e12  # H100 device-to-device copy, measured (docs/REFERENCE.md)
 
@@ -37,18 +43,19 @@ def _inputs(batch, dim, state, length, device, dtype, generator):
     return [u, delta, a, b, c, d, z, bias]
 
 
-def check_correctness(backend: str, lengths=(1, 7, 64, 1000, 4097)) -> dict:
-    """Largest relative differences of a CUDA backend against the float64 CPU reference."""
+def check_correctness(backend: str, lengths=(1, 7, 64, 1000, 4097), dtype: torch.dtype = torch.float32) -> dict:
+    """Largest relative differences of a CUDA backend (inputs in ``dtype``) against the float64 CPU reference."""
     worst = {"output": 0.0, "state": 0.0, "grad": 0.0}
     for length in lengths:
         generator = torch.Generator().manual_seed(length)
-        reference = [x.requires_grad_() for x in _inputs(2, 8, 4, length, "cpu", torch.float64, generator)]
-        candidate = [x.detach().cuda().float().requires_grad_() for x in reference]
+        reference = [x.requires_grad_() for x in _inputs(2, 40, 16, length, "cpu", torch.float64, generator)]
+        candidate = [x.detach().cuda().to(dtype).requires_grad_() for x in reference]
         results = []
         for tensors, name in ((reference, "reference"), (candidate, backend)):
             u, delta, a, b, c, d, z, bias = tensors
-            out, state = selective_scan(u, delta, a, b, c, D=d, z=z, delta_bias=bias, delta_softplus=True,
-                                        return_last_state=True, backend=name)
+            out, state = selective_scan(
+                u, delta, a, b, c, D=d, z=z, delta_bias=bias, delta_softplus=True, return_last_state=True, backend=name
+            )
             (out * torch.linspace(-1, 1, out.shape[-1], device=out.device, dtype=out.dtype)).sum().backward()
             results.append((out, state, [t.grad for t in tensors]))
         (out_ref, state_ref, grads_ref), (out_gpu, state_gpu, grads_gpu) = results
@@ -76,14 +83,43 @@ def cuda_time(function, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def time_scan(backend: str, length: int, dim: int = 192, state: int = 16) -> dict:
+def time_scan(backend: str, length: int, dim: int = 192, state: int = 16, **options) -> dict:
+    """Forward and forward+backward milliseconds of one backend (``options``: keyword arguments of triton's)."""
     generator = torch.Generator().manual_seed(0)
-    u, delta, a, b, c, d, z, bias = _inputs(1, dim, state, length, "cuda", torch.float32, generator)
+    tensors = [x.requires_grad_() for x in _inputs(1, dim, state, length, "cuda", torch.float32, generator)]
+    u, delta, a, b, c, d, z, bias = tensors
+
+    def run():
+        kwargs = dict(D=d, z=z, delta_bias=bias, delta_softplus=True)
+        if options:
+            return selective_scan_triton(u, delta, a, b, c, **kwargs, **options)
+        return selective_scan(u, delta, a, b, c, **kwargs, backend=backend)
+
     with torch.no_grad():
-        ms = cuda_time(lambda: selective_scan(u, delta, a, b, c, D=d, z=z, delta_bias=bias, delta_softplus=True,
-                                              backend=backend))
+        ms = cuda_time(run)
+    fb_ms = cuda_time(lambda: run().sum().backward())
     floor_bytes = 4 * (4 * dim * length + 2 * state * length)  # read u, delta, z, write y; read B, C
-    return {"backend": backend, "L": length, "ms": ms, "floor_ms": 1e3 * floor_bytes / BYTES_PER_SECOND}
+    return {
+        "backend": backend,
+        "options": options,
+        "L": length,
+        "ms": ms,
+        "forward_backward_ms": fb_ms,
+        "floor_ms": 1e3 * floor_bytes / BYTES_PER_SECOND,
+    }
+
+
+def guarded(result: list | dict, key, function, *args, **kwargs) -> None:
+    """Append (list) or set (dict[key]) ``function(...)``, or its error, and print it."""
+    try:
+        value = function(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001 (one failing backend must not stop the other checks)
+        value = {"error": repr(error), "traceback": traceback.format_exc()[-2000:]}
+    if isinstance(result, list):
+        result.append(value)
+    else:
+        result[key] = value
+    print(key, value, flush=True)
 
 
 def time_model(name: str, frames: int, height: int, width: int, dtype: torch.dtype) -> dict:
@@ -95,27 +131,53 @@ def time_model(name: str, frames: int, height: int, width: int, dtype: torch.dty
     with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
         torch.cuda.reset_peak_memory_stats()
         ms = cuda_time(lambda: model(x, meta_srgb, meta_raw, meta_mask=mask, flow=flow if mask is None else None), 3)
-    return {"model": name, "frames": frames, "height": height, "width": width, "dtype": str(dtype), "ms": ms,
-            "frames_per_s": 1e3 * frames / ms, "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+    return {
+        "model": name,
+        "frames": frames,
+        "height": height,
+        "width": width,
+        "dtype": str(dtype),
+        "ms": ms,
+        "frames_per_s": 1e3 * frames / ms,
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "scan_backend": get_backend(device_type="cuda").name,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_checks.json"))
+    parser.add_argument("--skip-models", action="store_true", help="only the scan checks and timings")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    result = {"commit": commit, "torch": torch.__version__, "device": torch.cuda.get_device_name(),
-              "correctness": {}, "scan": [], "models": []}
-    backends = [name for name in available_backends() if name != "reference"]
+    backends = [name for name in GPU_BACKENDS if name in available_backends()]
+    result = {
+        "commit": code_version(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(),
+        "backends": backends,
+        "auto_backend_cuda": get_backend("auto", device_type="cuda").name,
+        "correctness": {},
+        "scan": [],
+        "triton_sweep": [],
+        "models": [],
+    }
     for backend in backends:
-        result["correctness"][backend] = check_correctness(backend)
-        print("correctness", backend, result["correctness"][backend], flush=True)
+        guarded(result["correctness"], backend, check_correctness, backend)
+    if "triton" in backends:
+        guarded(result["correctness"], "triton_bfloat16", check_correctness, "triton", dtype=torch.bfloat16)
     for backend in backends:
         for length in (20_480, 288_000):
-            result["scan"].append(time_scan(backend, length))
-            print("scan", result["scan"][-1], flush=True)
+            guarded(result["scan"], "scan", time_scan, backend, length)
+    if "triton" in backends:
+        for chunk, block_t, block_d in ((256, 32, 4), (1024, 64, 1), (4096, 128, 1)):  # default: 1024, 64, 2
+            options = dict(chunk=chunk, block_t=block_t, block_d=block_d)
+            guarded(result["triton_sweep"], "triton_sweep", time_scan, "triton", 288_000, **options)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    if args.skip_models:
+        return
     for name in ("rawmamba_tiny", "rawmamba_base"):
         for frames, height, width in ((5, 640, 1440), (1, 1024, 1024)):
             for dtype in (torch.float32, torch.bfloat16):
