@@ -100,7 +100,7 @@ class _FusedScan(torch.autograd.Function):
         dC_p = u.new_zeros(batch, groups, parts, length, n)
         scan(
             _np(u), _np(delta), _np(At), _np(B_t), _np(C_t), _np(D), _np(z), _np(bias), ctx.softplus, ctx.has_z,
-            ctx.interval, _np(checkpoints), _np(dy), _np(dh_last), parts,
+            ctx.interval, _np(checkpoints), _np(dy), _np(dh_last), parts, kernels.LANES,
             du.numpy(), ddelta.numpy(), dz.numpy(), dA_b.numpy(), dD_b.numpy(), dbias_b.numpy(), dB_p.numpy(),
             dC_p.numpy(),
         )  # fmt: skip

@@ -167,7 +167,7 @@ def _step_sizes(raw, bias_blk, softplus, count, dt, ddt):
                 dt[i, c], ddt[i, c] = raw[i, c] + bias_blk[c], one
 
 
-@njit(**_KERNEL_OPTIONS)
+@njit(inline="always", **_KERNEL_OPTIONS)
 def _forward_item(item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, y, h_last, checkpoints):
     """One work item of :func:`scan_forward`: batch item, group and block of LANES channels from ``item``."""
     batch, dim, length = u.shape
@@ -238,9 +238,9 @@ def scan_forward_serial(u, delta, At, B, C, D, z, bias, softplus, has_z, interva
         _forward_item(item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, y, h_last, checkpoints)
 
 
-@njit(**_KERNEL_OPTIONS)
+@njit(inline="always", **_KERNEL_OPTIONS)
 def _backward_item(
-    item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts,
+    item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts, lanes,
     du, ddelta, dz, dA_b, dD_b, dbias_b, dB_p, dC_p,
 ):  # fmt: skip
     """One work item of :func:`scan_backward`: batch item, group and part from ``item``."""
@@ -312,7 +312,9 @@ def _backward_item(
                 prev = hs[i - 1] if i > 0 else h0
                 for j in range(n):
                     bj, cj = B[b, g, t, j], C[b, g, t, j]
-                    for c in range(LANES):
+                    # `lanes` == LANES but opaque to LLVM: with a constant trip count this small body is fully
+                    # unrolled and then not vectorised.
+                    for c in range(lanes):
                         gj = dst[i, c] * cj + carry[j, c]  # dL/dh_t
                         gdt = gj * dts[i, c]
                         ghp = gj * decays[i, j, c] * prev[j, c]  # dL/d(dt A) through the decay
@@ -340,7 +342,7 @@ def _backward_item(
 
 @njit(parallel=True, **_KERNEL_OPTIONS)
 def scan_backward(
-    u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts,
+    u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts, lanes,
     du, ddelta, dz, dA_b, dD_b, dbias_b, dB_p, dC_p,
 ):  # fmt: skip
     """Gradients. du, ddelta, dz: (b, d, l); dA_b (b, n, d), dD_b, dbias_b (b, d): per batch item, summed by
@@ -352,20 +354,20 @@ def scan_backward(
     """
     for item in prange(u.shape[0] * B.shape[1] * parts):
         _backward_item(
-            item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts,
+            item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts, lanes,
             du, ddelta, dz, dA_b, dD_b, dbias_b, dB_p, dC_p,
         )  # fmt: skip
 
 
 @njit(**_KERNEL_OPTIONS)
 def scan_backward_serial(
-    u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts,
+    u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts, lanes,
     du, ddelta, dz, dA_b, dD_b, dbias_b, dB_p, dC_p,
 ):  # fmt: skip
     """:func:`scan_backward` on the calling thread."""
     for item in range(u.shape[0] * B.shape[1] * parts):
         _backward_item(
-            item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts,
+            item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts, lanes,
             du, ddelta, dz, dA_b, dD_b, dbias_b, dB_p, dC_p,
         )  # fmt: skip
 
