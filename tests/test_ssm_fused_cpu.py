@@ -68,6 +68,8 @@ def test_parallel_kernels_and_channel_blocks_match_the_reference(threads, monkey
     try:
         torch.set_num_threads(threads)
         got = run_with_grads(lambda **kw: selective_scan_fused_cpu(**kw, checkpoint_interval=30), inputs, True)
+        # numba's OpenMP pool must not change torch's thread count (it did: 1 -> 2 when the pool started)
+        assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
     for name in want:

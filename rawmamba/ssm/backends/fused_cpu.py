@@ -33,6 +33,22 @@ def _threads(u: torch.Tensor, n: int) -> int:
     return 1 if u.numel() * n < PARALLEL_MIN_WORK else torch.get_num_threads()
 
 
+def _launch(kernels, name: str, threads: int, *args) -> None:
+    """Run ``kernels.<name>`` on ``threads`` threads, or ``<name>_serial`` for one. numba's OpenMP threading layer
+    changes the process-wide OpenMP thread count when its pool starts (measured: torch went from 1 to 2 threads),
+    so torch's count is restored afterwards."""
+    torch_threads = torch.get_num_threads()
+    try:
+        if threads > 1:
+            kernels.set_threads(threads)
+            getattr(kernels, name)(*args)
+        else:
+            getattr(kernels, name + "_serial")(*args)
+    finally:
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
+
+
 @functools.cache
 def fused_cpu_available() -> bool:
     """True when numba imports (the kernels then compile on first use); a numba built for another numpy fails to
@@ -63,14 +79,13 @@ class _FusedScan(torch.autograd.Function):
         batch, dim, length = u.shape
         n = A.shape[1]
         threads = _threads(u, n)
-        kernels.set_threads(threads)
-        scan = kernels.scan_forward if threads > 1 else kernels.scan_forward_serial
         # time-major B, C: (b, g, l, n), so that one position's n values are contiguous; A as (n, d).
         B_t, C_t, At = B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous(), A.t().contiguous()
         y = u.new_empty(batch, dim, length)
         h_last = u.new_empty(batch, dim, n)
         checkpoints = u.new_empty(batch, -(-length // interval), n, dim)
-        scan(
+        _launch(
+            kernels, "scan_forward", threads,
             _np(u), _np(delta), _np(At), _np(B_t), _np(C_t), _np(D), _np(z), _np(bias), softplus, has_z, interval,
             y.numpy(), h_last.numpy(), checkpoints.numpy(),
         )  # fmt: skip
@@ -86,8 +101,6 @@ class _FusedScan(torch.autograd.Function):
         batch, dim, length = u.shape
         groups, n = B_t.shape[1], At.shape[0]
         threads = _threads(u, n)
-        kernels.set_threads(threads)
-        scan = kernels.scan_backward if threads > 1 else kernels.scan_backward_serial
         dy = torch.zeros_like(u) if dy is None else dy.contiguous()
         dh_last = u.new_zeros(batch, dim, n) if dh_last is None else dh_last.contiguous()
         # each (batch item, group) is cut into `parts` ranges of lane blocks with private dB/dC buffers, enough
@@ -98,7 +111,8 @@ class _FusedScan(torch.autograd.Function):
         dA_b, dD_b, dbias_b = u.new_empty(batch, n, dim), u.new_empty(batch, dim), u.new_empty(batch, dim)
         dB_p = u.new_zeros(batch, groups, parts, length, n)
         dC_p = u.new_zeros(batch, groups, parts, length, n)
-        scan(
+        _launch(
+            kernels, "scan_backward", threads,
             _np(u), _np(delta), _np(At), _np(B_t), _np(C_t), _np(D), _np(z), _np(bias), ctx.softplus, ctx.has_z,
             ctx.interval, _np(checkpoints), _np(dy), _np(dh_last), parts, kernels.LANES,
             du.numpy(), ddelta.numpy(), dz.numpy(), dA_b.numpy(), dD_b.numpy(), dbias_b.numpy(), dB_p.numpy(),
