@@ -66,20 +66,20 @@ def _run(args) -> int:
     out = Path(args.out) if args.out else Path(f"eval-{data.resolve().name}-{args.split}")
     check_results_free(out, force=args.force)  # fail before hours of evaluation, not after
     labels = checkpoint_labels(paths)
-    torch.set_grad_enabled(False)
     options = {"split": args.split, "cameras": args.cameras, "limit": args.limit, "window": args.window,
                "seed": args.seed, "sampler": args.sampler, "tile": args.tile, "overlap": args.overlap}
     tables: dict[str, MetricTable] = {}
     for path, label in zip(paths, labels, strict=True):
         method = NetworkMethod.from_checkpoint(path, device=device, name=label)
-        with precision_context(device, args.precision):
+        with precision_context(device, args.precision), torch.no_grad():
             tables[label] = evaluate(method, data, **options)
         del method
         if device.type == "cuda":
             torch.cuda.empty_cache()
     for name in args.baseline or []:
         baseline: DerenderMethod = BASELINES[name]()
-        tables[name] = evaluate(baseline, data, **options)
+        with torch.no_grad():
+            tables[name] = evaluate(baseline, data, **options)
     title = args.title or f"{data.name} ({args.split})"
     print(format_markdown(tables, title=title))
     markdown, json_path = write_results(out, tables, title=title, force=args.force, data=str(data),

@@ -193,8 +193,8 @@ def _run(args) -> int:
     if args.tile > 0 and not 0 <= args.overlap < args.tile:
         raise RawMambaError(f"--overlap must satisfy 0 <= overlap < --tile, got {args.overlap} and {args.tile}")
     device = resolve_device(args.device)
-    torch.set_grad_enabled(False)
-    return _derender_image(args, device) if args.metadata else _derender_video(args, device)
+    with torch.no_grad():  # scoped: the command also runs in-process (tests, notebooks)
+        return _derender_image(args, device) if args.metadata else _derender_video(args, device)
 
 
 def register(subparsers) -> None:
