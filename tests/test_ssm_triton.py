@@ -20,20 +20,36 @@ KERNELS_MODULE = "rawmamba.ssm.backends.triton_scan_kernels"
 requires_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not importable")
 
 
+def _triton_modules() -> dict:
+    """Triton's Python modules (its compiled extension triton._C cannot be imported twice, and is kept)."""
+    return {
+        name: module
+        for name, module in sys.modules.items()
+        if (name == "triton" or name.startswith("triton.")) and not name.startswith("triton._C")
+    }
+
+
 @pytest.fixture
 def interpreter(monkeypatch):
-    """TRITON_INTERPRET=1 for the kernels module (Triton reads it when the kernels are defined): import it afresh,
-    and forget it afterwards so that later users get compiled kernels again."""
+    """Triton's interpreter for the kernels module. Triton reads TRITON_INTERPRET when its own modules and our
+    kernels are defined, and torch may already have imported it compiled: so the triton modules are imported
+    afresh under TRITON_INTERPRET=1 and the earlier ones put back afterwards."""
+    saved = _triton_modules()
+    for name in [*saved, KERNELS_MODULE]:
+        sys.modules.pop(name, None)
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    sys.modules.pop(KERNELS_MODULE, None)
     triton_scan._kernels.cache_clear()
     try:
-        triton_scan._kernels()
-    except Exception as error:  # noqa: BLE001 (any failure to set up the interpreter means: cannot test here)
-        pytest.skip(f"the Triton interpreter cannot run here: {error!r}")
-    yield
-    sys.modules.pop(KERNELS_MODULE, None)
-    triton_scan._kernels.cache_clear()
+        try:
+            triton_scan._kernels()
+        except Exception as error:  # noqa: BLE001 (any failure to set up the interpreter means: cannot test here)
+            pytest.skip(f"the Triton interpreter cannot run here: {error!r}")
+        yield
+    finally:
+        for name in [*_triton_modules(), KERNELS_MODULE]:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+        triton_scan._kernels.cache_clear()
 
 
 def as_float32(inputs: dict) -> dict:
