@@ -23,7 +23,7 @@ import torch
 
 from rawmamba.metadata import grid_mask
 from rawmamba.models import create_model, list_models
-from rawmamba.ssm import DEFAULT_BACKEND, ENV_VAR
+from rawmamba.ssm import DEFAULT_BACKEND, ENV_VAR, get_backend
 from rawmamba.train.checkpoint import code_version
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -114,7 +114,7 @@ def main() -> None:
     meta = {
         "commit": code_version(),
         "torch": torch.__version__,
-        "scan_backend": os.environ.get(ENV_VAR, DEFAULT_BACKEND),
+        "scan_backend": get_backend(os.environ.get(ENV_VAR, DEFAULT_BACKEND), device_type=device.type).name,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads",
     }
     out.write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
