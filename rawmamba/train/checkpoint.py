@@ -107,15 +107,20 @@ def read_description(path: str | Path) -> dict:
     return description
 
 
-def load_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Load ``<stem>.safetensors`` into ``model`` strictly, with errors that name the file."""
+def _read_weights(path: str | Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    """``(weights path, tensors)`` of ``<stem>.safetensors``, with errors that name the file."""
     weights_path = Path(path).with_suffix(".safetensors")
     if not weights_path.is_file():
         raise RawMambaError(f"checkpoint weights {weights_path} do not exist")
     try:
-        state = load_file(str(weights_path))
+        return weights_path, load_file(str(weights_path))
     except (SafetensorError, OSError) as error:
         raise RawMambaError(f"checkpoint weights {weights_path} cannot be read: {error}") from None
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load ``<stem>.safetensors`` into ``model`` strictly, with errors that name the file."""
+    weights_path, state = _read_weights(path)
     try:
         _unwrap(model).load_state_dict(state)
     except RuntimeError as error:
@@ -131,13 +136,7 @@ def load_matching_weights(
     (e.g. an output head whose meaning changed); the others keep their current values.
     Returns ``(loaded, kept)`` parameter/buffer names. An error if nothing matches (wrong file).
     """
-    weights_path = Path(path).with_suffix(".safetensors")
-    if not weights_path.is_file():
-        raise RawMambaError(f"checkpoint weights {weights_path} do not exist")
-    try:
-        source = load_file(str(weights_path))
-    except (SafetensorError, OSError) as error:
-        raise RawMambaError(f"checkpoint weights {weights_path} cannot be read: {error}") from None
+    weights_path, source = _read_weights(path)
     target = _unwrap(model).state_dict()
     loaded = [
         name
