@@ -157,7 +157,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     total_steps = config.max_steps or config.epochs * steps_per_epoch
     started = time.monotonic()
     done = step >= total_steps
-    progress = tqdm(total=total_steps, initial=step, desc="train", disable=not main_process, dynamic_ncols=True)
+    time_bound = config.max_minutes > 0 and not config.max_steps  # then the step count is no useful total
+    progress = tqdm(total=None if time_bound else total_steps, initial=step, desc="train", disable=not main_process,
+                    dynamic_ncols=True)
     model.train()
     for epoch in range(start_epoch, config.epochs):
         if done:
