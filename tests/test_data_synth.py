@@ -133,3 +133,12 @@ def test_bundled_photos_load_offline():
     for name in BUNDLED_PHOTOS:
         photo = bundled_photo(name)
         assert photo.ndim == 3 and photo.shape[2] == 3 and 0 <= photo.min() and photo.max() <= 1
+
+
+def test_plain_look_share_leaves_the_default_stream_alone():
+    default = synth_image(3, 5, height=32, width=48)
+    assert torch.equal(synth_image(3, 5, height=32, width=48, plain_prob=0.0).srgb, default.srgb)
+    plain = synth_image(3, 5, height=32, width=48, plain_prob=1.0)
+    assert plain.camera.endswith("(plain)") and not default.camera.endswith("(plain)")
+    clip = synth_video(3, 5, height=32, width=48, frames=2, plain_prob=1.0)
+    assert clip.camera.endswith("(plain)")

@@ -7,6 +7,7 @@ import torch
 from rawmamba.errors import RawMambaError
 from rawmamba.models import RAWMamba, create_model, list_models
 from rawmamba.models.global_prior import GlobalColourPrior
+from rawmamba.models.rawmamba import gate_correction
 
 SMALL = {
     "encoder_depths": (1, 1, 1, 1),
@@ -261,11 +262,13 @@ def test_tiny_variant_size():
 @pytest.mark.parametrize(
     ("key", "ablated_key", "expected"),
     [
-        ("tiny", "no_prior", {"decoder.stem.1.0.weight"}),  # raw-RGB: the head has 3 x (3 + 1) outputs either way
-        ("bayer", "no_prior_bayer", {"decoder.head.weight", "decoder.head.bias", "decoder.stem.1.0.weight"}),
+        # raw-RGB: the head has 3 x (3 + 1) outputs either way; f3 also reads the prior's residual
+        ("tiny", "no_prior", {"decoder.stem.1.0.weight", "ume.f3.mlp.0.weight"}),
+        ("bayer", "no_prior_bayer", {"decoder.head.weight", "decoder.head.bias", "decoder.stem.1.0.weight",
+                                     "ume.f3.mlp.0.weight"}),
     ],
 )
-def test_global_prior_switch_changes_only_the_decoder_head_and_last_skip(key, ablated_key, expected):
+def test_global_prior_switch_changes_only_the_decoder_head_last_skip_and_f3_input(key, ablated_key, expected):
     full, ablated = small_model(key), small_model(ablated_key)
     assert isinstance(full.prior, GlobalColourPrior) and ablated.prior is None
     assert not any(n.startswith("prior.") for n in names(full))  # the prior has no parameters
@@ -298,3 +301,51 @@ def test_prior_arguments_reach_the_prior():
     model = create_model("rawmamba_tiny", **SMALL, prior_degree=2, prior_ridge=1e-3, prior_max_pairs=77)
     assert (model.prior.degree, model.prior.ridge, model.prior.max_pairs) == (2, 1e-3, 77)
     assert create_model("rawmamba_base").prior is not None
+
+
+def test_correction_gate_keeps_what_the_samples_confirm():
+    prior = torch.rand(2, 1, 3, 16, 16) * 0.5
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[..., ::4, ::4] = 1
+    truth = prior[:, 0] + 0.1 * torch.rand(2, 3, 16, 16)
+    meta_raw = truth * mask
+    overshoot = prior + 2.0 * (truth[:, None] - prior)  # twice the true correction: alpha = 1/2
+    gated = gate_correction(overshoot, prior, meta_raw, mask)
+    assert torch.allclose(gated, truth[:, None], atol=1e-5)
+    wrong = prior - (truth[:, None] - prior)  # anti-correlated: alpha clamps to 0
+    assert torch.allclose(gate_correction(wrong, prior, meta_raw, mask), prior)
+    assert torch.equal(gate_correction(prior.clone(), prior, meta_raw, mask), prior)  # no correction, no NaN
+    right = truth[:, None].expand_as(prior)  # confirmed in full: alpha = 1
+    assert torch.allclose(gate_correction(right, prior, meta_raw, mask), right, atol=1e-6)
+
+
+def test_correction_gate_acts_on_sampled_metadata_in_eval_mode_only():
+    model = with_random_head(small_model("tiny"))
+    x, ms, mr, mask = image_inputs(3)
+    frames, fms, fmr = video_inputs(3, t=2)
+    with torch.no_grad():
+        trained_mode = model.train()(x, ms, mr, mask)
+        gated = model.eval()(x, ms, mr, mask)
+        model.correction_gate = False
+        ungated, video = model(x, ms, mr, mask), model(frames, fms, fmr)
+        model.correction_gate = True
+        assert torch.equal(model(frames, fms, fmr), video)  # dense metadata: no gate
+    assert torch.allclose(trained_mode, ungated, atol=1e-6)
+    prior = GlobalColourPrior()(x, ms, mr, mask)
+    assert torch.allclose(gated, gate_correction(ungated, prior, mr, mask), atol=1e-5)
+    assert not torch.allclose(gated, ungated)
+
+
+def test_f3_reads_the_metadata_and_the_priors_residual_on_it():
+    model = small_model("tiny").eval()
+    x, ms, mr, mask = image_inputs(3)
+    seen = {}
+    model.ume.f3.register_forward_pre_hook(lambda module, args: seen.update(input=args[0]))
+    with torch.no_grad():
+        model(x, ms, mr, mask)
+    prior = GlobalColourPrior()
+    residual = (mr - prior.apply(prior.fit_metadata(ms, mr, mask), ms)) * mask
+    assert seen["input"].shape[1] == 6
+    assert torch.equal(seen["input"][:, :3], mr)
+    assert torch.allclose(seen["input"][:, 3:], residual, atol=1e-6)
+    assert small_model("no_prior").ume.f3.mlp[0].in_channels == 3

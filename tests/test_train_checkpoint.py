@@ -61,3 +61,15 @@ def test_matching_weights_warm_start_a_related_model(tmp_path):
     assert loaded == ["0.weight"] and "0.bias" in kept
     with pytest.raises(RawMambaError, match="no tensor"):
         load_matching_weights(torch.nn.Linear(7, 7), tmp_path / "ck")
+
+
+def test_matching_weights_widen_an_input_layer_without_changing_its_output(tmp_path):
+    source = torch.nn.Conv2d(3, 4, 1)
+    save_checkpoint(tmp_path / "ck", source, model_name="toy", model_args={})
+    wider = torch.nn.Conv2d(5, 4, 1)  # two new input channels
+    loaded, kept = load_matching_weights(wider, tmp_path / "ck")
+    assert loaded == ["weight", "bias"] and kept == []
+    x = torch.rand(1, 5, 6, 6)
+    assert torch.allclose(wider(x), source(x[:, :3]), atol=1e-6)
+    with pytest.raises(RawMambaError, match="no tensor"):  # fewer inputs is no widening
+        load_matching_weights(torch.nn.Conv2d(2, 4, 1, bias=False), tmp_path / "ck")

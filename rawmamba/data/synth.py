@@ -37,7 +37,7 @@ from rawmamba.data.writers import (
     write_rvd_index,
 )
 from rawmamba.errors import RawMambaError
-from rawmamba.isp import CFA, Camera, get_camera, mosaic, random_camera, render, unprocess_photo
+from rawmamba.isp import CFA, Camera, get_camera, mosaic, plain_look, random_camera, render, unprocess_photo
 
 __all__ = ["SynthImage", "SynthVideo", "synth_image", "synth_video", "synthesize", "KINDS"]
 
@@ -73,10 +73,14 @@ def _generators(seed: int, index: int, kind: str) -> tuple[np.random.Generator, 
     return np_rng, torch_rng
 
 
-def _camera(camera: str | Camera, rng: torch.Generator) -> Camera:
+def _camera(camera: str | Camera, rng: torch.Generator, plain_prob: float) -> Camera:
     if isinstance(camera, Camera):
-        return camera
-    return random_camera(rng) if camera == "random" else get_camera(camera)
+        cam = camera
+    else:
+        cam = random_camera(rng) if camera == "random" else get_camera(camera)
+    if plain_prob > 0 and float(torch.rand((), generator=rng)) < plain_prob:  # no draw when 0: streams unchanged
+        cam = plain_look(cam)
+    return cam
 
 
 def _content(height: int, width: int, np_rng: np.random.Generator, torch_rng: torch.Generator, camera: Camera,
@@ -97,7 +101,7 @@ def _content(height: int, width: int, np_rng: np.random.Generator, torch_rng: to
 
 
 def synth_image(seed: int, index: int, *, height: int = 256, width: int = 384, camera: str | Camera = "random",
-                photo_prob: float = 0.5, jpeg: bool = False) -> SynthImage:
+                photo_prob: float = 0.5, jpeg: bool = False, plain_prob: float = 0.0) -> SynthImage:
     """Synthetic image pair number ``index`` of the stream ``seed``.
 
     Args:
@@ -107,9 +111,11 @@ def synth_image(seed: int, index: int, *, height: int = 256, width: int = 384, c
             (``random_camera`` per item).
         photo_prob: probability of unprocessed bundled-photo content instead of a dead-leaves scene.
         jpeg: add a JPEG round trip at the camera's quality to the rendering.
+        plain_prob: probability of rendering with the camera's ``plain_look`` (a plain raw converter's
+            global rendering) instead of its full look.
     """
     np_rng, torch_rng = _generators(seed, index, "image")
-    cam = _camera(camera, torch_rng)
+    cam = _camera(camera, torch_rng, plain_prob)
     raw, shot, source = _content(height, width, np_rng, torch_rng, cam, photo_prob)
     raw_t = torch.from_numpy(np.ascontiguousarray(raw)).permute(2, 0, 1).float().clamp(0, 1)
     srgb = render(raw_t, cam, torch_rng, shot=shot, jpeg=jpeg)
@@ -117,13 +123,13 @@ def synth_image(seed: int, index: int, *, height: int = 256, width: int = 384, c
 
 
 def synth_video(seed: int, index: int, *, height: int = 256, width: int = 448, frames: int = 8,
-                camera: str | Camera = "random", photo_prob: float = 0.5) -> SynthVideo:
+                camera: str | Camera = "random", photo_prob: float = 0.5, plain_prob: float = 0.0) -> SynthVideo:
     """Synthetic video number ``index`` of the stream ``seed`` (arguments as for ``synth_image``).
 
     The background canvas is a dead-leaves scene or an unprocessed photo; sprites are dead-leaves patches.
     """
     np_rng, torch_rng = _generators(seed, index, "video")
-    cam = _camera(camera, torch_rng)
+    cam = _camera(camera, torch_rng, plain_prob)
     found: dict = {}
 
     def background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:

@@ -6,7 +6,15 @@ Oklab), ``tone`` (tone curves, sRGB OETF), ``local_tone`` (local tone mapping), 
 ``pipeline`` (render / unprocess), ``rng`` (explicit generators).
 """
 
-from rawmamba.isp.cameras import CAMERAS, PUBLISHED_COLOR_MATRICES, Camera, Shot, get_camera, random_camera
+from rawmamba.isp.cameras import (
+    CAMERAS,
+    PUBLISHED_COLOR_MATRICES,
+    Camera,
+    Shot,
+    get_camera,
+    plain_look,
+    random_camera,
+)
 from rawmamba.isp.cfa import CFA, as_cfa, demosaic_bilinear, mosaic, pack, unpack
 from rawmamba.isp.color import (
     apply_ccm,
@@ -53,6 +61,7 @@ __all__ = [
     "mosaic",
     "normalize_levels",
     "pack",
+    "plain_look",
     "quantize",
     "random_camera",
     "render",

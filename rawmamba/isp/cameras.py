@@ -25,9 +25,9 @@ from rawmamba.isp.color import camera_to_srgb_matrix, illuminant_wb_gains
 from rawmamba.isp.edits import Edits
 from rawmamba.isp.local_tone import LOCAL_TONE_OPERATORS
 from rawmamba.isp.rng import as_generator, uniform
-from rawmamba.isp.tone import FilmicCurve, SCurve, ToneCurve
+from rawmamba.isp.tone import FilmicCurve, IdentityCurve, SCurve, ToneCurve
 
-__all__ = ["CAMERAS", "PUBLISHED_COLOR_MATRICES", "Camera", "Shot", "get_camera", "random_camera"]
+__all__ = ["CAMERAS", "PUBLISHED_COLOR_MATRICES", "Camera", "Shot", "get_camera", "plain_look", "random_camera"]
 
 PUBLISHED_COLOR_MATRICES: dict[str, tuple[int, ...]] = {
     "Canon EOS 5D Mark III": (6722, -635, -963, -4287, 12460, 2028, -908, 2162, 5668),
@@ -231,4 +231,22 @@ def random_camera(rng: torch.Generator | np.random.Generator, *, matrix_jitter: 
         vignette=pick([0.0, u(0.0, 0.3)]),
         jpeg_quality=int(torch.randint(70, 101, (), generator=gen)),
         wb_error=u(0.0, 0.06),
+    )
+
+
+def plain_look(camera: Camera) -> Camera:
+    """``camera`` rendered like a plain raw converter (dcraw / LibRaw defaults): white balance, colour
+    matrix, exposure and the sRGB curve only, with no tone curve, local tone mapping, look edits or
+    vignetting. Its sRGB is a global function of the RAW, which a colour fit explains almost fully;
+    training on such renderings too teaches a network to leave alone what the global fit already gets
+    right."""
+    return replace(
+        camera,
+        name=f"{camera.name} (plain)",
+        tone_curve=IdentityCurve(),
+        local_tone=None,
+        local_tone_strength=0.0,
+        local_tone_params={},
+        edits=Edits(),
+        vignette=0.0,
     )

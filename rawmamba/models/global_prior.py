@@ -76,6 +76,32 @@ class GlobalColourPrior(nn.Module):
         eye = torch.eye(normal.shape[-1], dtype=normal.dtype, device=normal.device)
         return torch.linalg.solve(normal + scale[:, None, None] * eye, weighted.transpose(1, 2) @ raw.double())
 
+    def fit_metadata(self, meta_srgb: torch.Tensor, meta_raw: torch.Tensor, meta_mask: torch.Tensor) -> torch.Tensor:
+        """Coefficients ``(B, F, C_raw)`` (float64) fitted on the weighted metadata pairs.
+
+        Args:
+            meta_srgb: ``(B, 3, H', W')`` metadata sRGB.
+            meta_raw: ``(B, C_raw, H', W')`` metadata RAW.
+            meta_mask: ``(B, 1, H', W')`` non-negative weights (0: not a pair); each element needs one > 0.
+        """
+        b = meta_srgb.shape[0]
+        if meta_raw.shape[0] != b or meta_mask.shape[0] != b:
+            raise RawMambaError("global prior: the metadata tensors must have the same batch size")
+        if meta_srgb.shape[1] != 3 or meta_mask.shape[1] != 1:
+            raise RawMambaError("global prior: meta_srgb must have 3 channels and meta_mask 1")
+        with torch.autocast(meta_srgb.device.type, enabled=False):
+            return self.fit(*self.select_pairs(meta_srgb, meta_raw, meta_mask))
+
+    def apply(self, coefficients: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """The fitted map applied to ``frames (B, *, 3, H, W)``: ``(B, *, C_raw, H, W)`` in [0, 1], ``frames.dtype``."""
+        if coefficients.shape[0] != frames.shape[0]:
+            raise RawMambaError("global prior: frames and metadata must have the same batch size")
+        with torch.autocast(frames.device.type, enabled=False):
+            pixels = frames.double().movedim(-3, -1)  # (B, *, H, W, 3)
+            prior = polynomial_features(pixels, self.degree).flatten(1, -2) @ coefficients  # (B, N, C_raw)
+            prior = prior.view(*pixels.shape[:-1], -1).movedim(-1, -3)
+        return prior.clamp(0.0, 1.0).to(frames.dtype)
+
     def forward(
         self, frames: torch.Tensor, meta_srgb: torch.Tensor, meta_raw: torch.Tensor, meta_mask: torch.Tensor
     ) -> torch.Tensor:
@@ -83,21 +109,9 @@ class GlobalColourPrior(nn.Module):
 
         Args:
             frames: ``(B, T, 3, H, W)`` sRGB in [0, 1].
-            meta_srgb: ``(B, 3, H', W')`` metadata sRGB.
-            meta_raw: ``(B, C_raw, H', W')`` metadata RAW.
-            meta_mask: ``(B, 1, H', W')`` non-negative weights (0: not a pair); each element needs one > 0.
+            meta_srgb, meta_raw, meta_mask: the metadata, as in ``fit_metadata``.
 
         Returns:
             ``(B, T, C_raw, H, W)`` prior RAW in [0, 1], in ``frames.dtype``.
         """
-        b = frames.shape[0]
-        if meta_srgb.shape[0] != b or meta_raw.shape[0] != b or meta_mask.shape[0] != b:
-            raise RawMambaError("global prior: frames and metadata must have the same batch size")
-        if meta_srgb.shape[1] != 3 or meta_mask.shape[1] != 1:
-            raise RawMambaError("global prior: meta_srgb must have 3 channels and meta_mask 1")
-        with torch.autocast(frames.device.type, enabled=False):
-            coefficients = self.fit(*self.select_pairs(meta_srgb, meta_raw, meta_mask))
-            pixels = frames.double().movedim(2, -1)  # (B, T, H, W, 3)
-            prior = polynomial_features(pixels, self.degree).flatten(1, 3) @ coefficients  # (B, THW, C_raw)
-            prior = prior.view(*pixels.shape[:-1], -1).movedim(-1, 2)
-        return prior.clamp(0.0, 1.0).to(frames.dtype)
+        return self.apply(self.fit_metadata(meta_srgb, meta_raw, meta_mask), frames)

@@ -15,6 +15,16 @@ applies it to every frame. It is the exact global part of the ISP that the GEB o
 the decoder outputs it plus a zero-initialised per-pixel correction and also sees it in its
 full-resolution skip, so the untrained network starts at the global fit (``GlobalColourFit``) and
 training learns the local part. ``global_prior=False`` is the paper's architecture as before.
+Two more extensions build on the prior (both need it):
+- ``prior_residual``: f3 reads the metadata RAW together with the prior's residual on it,
+  ``y' - g(x')`` (masked), so the embedding says where and how much the global fit is wrong, and the
+  network can learn to leave alone what the global map already explains (a plain global ISP).
+- ``correction_gate`` (sampled image metadata, at inference): the decoder's correction
+  ``d = y_hat - p`` is scaled per image and RAW channel by ``alpha = clamp(<d, y' - p>_S / <d, d>_S,
+  0, 1)``, the least-squares weight of the correction that best explains the metadata samples ``S``.
+  A correction the samples do not confirm is damped toward the global fit; one they confirm is kept in
+  full. Like dropout it acts in eval mode only: in training a clamped ``alpha = 0`` would cut the
+  gradient exactly where the network is most wrong.
 
 Image (T = 1, sampled metadata with a mask) and video (T >= 1, dense first-frame metadata with
 optical flow) run through the same weights. Inputs of any size are padded internally to a multiple of
@@ -88,6 +98,9 @@ class RAWMamba(nn.Module):
         prior_degree: polynomial degree of the global prior.
         prior_ridge: the prior's Tikhonov weight, relative to its normal matrix's mean diagonal.
         prior_max_pairs: at most this many metadata pairs per element enter the prior's fit.
+        prior_residual: f3 also reads the prior's residual on the metadata (with ``global_prior`` only).
+        correction_gate: in eval mode, scale the correction by its least-squares weight on the metadata
+            samples (with ``global_prior`` and sampled metadata only).
     """
 
     def __init__(
@@ -129,6 +142,8 @@ class RAWMamba(nn.Module):
         prior_degree: int = 3,
         prior_ridge: float = 1e-6,
         prior_max_pairs: int = 65_536,
+        prior_residual: bool = True,
+        correction_gate: bool = True,
     ) -> None:
         super().__init__()
         self.config = {k: v for k, v in locals().items() if k not in ("self", "__class__", "encoder_weights")}
@@ -140,6 +155,8 @@ class RAWMamba(nn.Module):
         self.raw_channels, self.flow_preset = raw_channels, flow_preset
         self.agg_stages = list(range(mamba_stage, 4))
         self.ume_stage = ume_stage
+        self.prior_residual = global_prior and prior_residual
+        self.correction_gate = global_prior and correction_gate
         self.out_indices = sorted(set(self.agg_stages) | {ume_stage})
         self.encoder = ConvNeXtEncoder(
             backbone=encoder,
@@ -157,7 +174,7 @@ class RAWMamba(nn.Module):
         if use_geb or use_leb:
             self.ume = UnifiedMetadataEmbedding(
                 channels[ume_stage],
-                raw_channels,
+                raw_channels * 2 if self.prior_residual else raw_channels,  # f3 input: y' (and y' - g(x'))
                 dim=embed_dim,
                 cell=reductions[ume_stage],
                 meta_hidden=meta_hidden,
@@ -257,6 +274,7 @@ class RAWMamba(nn.Module):
         """
         self._check_inputs(x, meta_srgb, meta_raw, meta_mask, flow)
         b, t, _, h, w = x.shape
+        sampled = meta_mask is not None
         uses_flow = self.ume is not None and self.ume.leb is not None
         if flow is None and meta_mask is None and uses_flow:
             flow = dis_flow(x, meta_srgb, preset=self.flow_preset)
@@ -271,19 +289,57 @@ class RAWMamba(nn.Module):
         x = pad_to_multiple(x, m)
         flow = pad_to_multiple(flow, m, mode="replicate") if flow is not None and uses_flow else None
 
+        coefficients = None if self.prior is None else self.prior.fit_metadata(meta_srgb, meta_raw, meta_mask)
         feats = dict(zip(self.out_indices, self.encoder(x.flatten(0, 1)), strict=True))
         levels = [feats[i] for i in self.agg_stages]
         if self.ume is not None and self.search is not None:
             query = feats[self.ume_stage]
-            embedding = self.ume(query.view(b, t, *query.shape[1:]), x, meta_srgb, meta_raw, meta_mask, flow)
+            meta_values = meta_raw
+            if self.prior_residual:
+                residual = (meta_raw - self.prior.apply(coefficients, meta_srgb)) * meta_mask
+                meta_values = torch.cat((meta_raw, residual), dim=1)
+            embedding = self.ume(query.view(b, t, *query.shape[1:]), x, meta_srgb, meta_values, meta_mask, flow)
             embedding = embedding.flatten(0, 1)
             levels = [block(f, embedding) for block, f in zip(self.search, levels, strict=True)]
         volume = self.aggregate(levels)  # eq. 13, (B*T, C, H/r, W/r)
         volume = volume.view(b, t, *volume.shape[1:]).transpose(1, 2)  # (B, C, T, H/r, W/r)
         if self.lta is not None:
             volume = self.lta(volume)
-        prior = None if self.prior is None else self.prior(x, meta_srgb, meta_raw, meta_mask)
-        return crop_to(self.decoder(volume, x, prior), h, w)
+        if self.prior is None:
+            return crop_to(self.decoder(volume, x, None), h, w)
+        prior = self.prior.apply(coefficients, x)
+        raw = self.decoder(volume, x, prior)
+        if self.correction_gate and sampled and not self.training:
+            raw = gate_correction(raw, prior, meta_raw, meta_mask)
+        return crop_to(raw, h, w)
+
+
+def gate_correction(
+    raw: torch.Tensor, prior: torch.Tensor, meta_raw: torch.Tensor, meta_mask: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
+    """Damp the correction ``d = raw - prior`` to what the metadata samples confirm (our extension).
+
+    Per batch element and RAW channel, ``alpha = clamp((<d, r> + n eps) / (<d, d> + n eps), 0, 1)``
+    with ``r = meta_raw - prior``, the inner products taken over the ``n`` sampled pixels of every
+    frame: the least-squares weight of the correction on the samples. ``eps`` (a mean squared
+    correction too small to matter) makes a vanishing correction pass unchanged (``alpha -> 1``), so the
+    zero-initialised head still gets its gradient. Returns ``prior + alpha * d``.
+
+    Args:
+        raw, prior: ``(B, T, C_raw, H, W)``.
+        meta_raw: ``(B, C_raw, H, W)`` sampled RAW.
+        meta_mask: ``(B, 1, H, W)`` sample mask.
+    """
+    with torch.autocast(raw.device.type, enabled=False):
+        correction = raw.float() - prior.float()
+        residual = meta_raw.float()[:, None] - prior.float()
+        weight = meta_mask.float()[:, None]
+        dims = (1, 3, 4)
+        floor = eps * weight.sum(dims)
+        confirmed = (weight * correction * residual).sum(dims) + floor
+        alpha = confirmed / ((weight * correction.square()).sum(dims) + floor)
+        gated = prior.float() + alpha.clamp(0.0, 1.0)[:, None, :, None, None] * correction
+    return gated.to(raw.dtype)
 
 
 TINY_ARGS = {

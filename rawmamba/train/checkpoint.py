@@ -133,20 +133,33 @@ def load_matching_weights(
     """Initialise ``model`` from a checkpoint of a related architecture (fine-tuning, warm starts).
 
     Every tensor whose name and shape match is copied, except names starting with a prefix in ``skip``
-    (e.g. an output head whose meaning changed); the others keep their current values.
+    (e.g. an output head whose meaning changed); the others keep their current values. A weight whose
+    input dimension (dim 1) grew, its other dimensions equal (a layer that now reads extra input
+    channels), gets the old weight in its leading input slice and zeros for the new inputs, so the
+    warm-started layer computes what it did and learns to use the new inputs.
     Returns ``(loaded, kept)`` parameter/buffer names. An error if nothing matches (wrong file).
     """
     weights_path, source = _read_weights(path)
     target = _unwrap(model).state_dict()
-    loaded = [
-        name
-        for name, tensor in target.items()
-        if name in source and source[name].shape == tensor.shape and not name.startswith(skip)
-    ]
-    if not loaded:
+    values = {}
+    for name, tensor in target.items():
+        if name not in source or name.startswith(skip):
+            continue
+        old = source[name]
+        if old.shape == tensor.shape:
+            values[name] = old
+        elif _widened_input(old.shape, tensor.shape):
+            values[name] = torch.zeros_like(tensor)
+            values[name][:, : old.shape[1]] = old
+    if not values:
         raise RawMambaError(f"no tensor of {weights_path} fits the model: is it a checkpoint of this kind of model?")
-    _unwrap(model).load_state_dict({name: source[name] for name in loaded}, strict=False)
-    return loaded, sorted(set(target) - set(loaded))
+    _unwrap(model).load_state_dict(values, strict=False)
+    return list(values), sorted(set(target) - set(values))
+
+
+def _widened_input(old: torch.Size, new: torch.Size) -> bool:
+    """Whether ``new`` is ``old`` with more input channels (dim 1) and every other dimension equal."""
+    return len(old) == len(new) >= 2 and new[1] > old[1] and old[0] == new[0] and old[2:] == new[2:]
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:

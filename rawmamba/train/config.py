@@ -38,10 +38,12 @@ class TrainConfig:
     raw_channels: int = 3  # 3 = demosaiced raw-RGB (CAM), 4 = packed Bayer R,Gr,Gb,B (RVD)
     patch_size: int = 128  # square training crop (paper: 128 image, 256 video)
     frames: int = 5  # frames per training clip (video task; paper: 5)
-    sampler: str = "grid"  # image metadata sampler: "grid" (one per 8x8 cell), "random", "superpixel"
+    sampler: str = "grid"  # image metadata sampler: "grid" (one per 8x8 cell), "random", "superpixel", or
+    # "dense": the whole RAW frame, no mask, for a network that samples it itself (cam_unet; synthetic data)
     synthetic_size: int = 192  # side of the synthetic scenes drawn on the fly (crops are taken from them)
     synthetic_count: int = 4096  # synthetic scenes per epoch
     synthetic_flow: str = "dis"  # video flow to train with: "dis" (as at inference) or "exact" (renderer's)
+    synthetic_plain_prob: float = 0.0  # share of synthetic scenes with a plain raw converter's global look
 
     # --- optimisation (paper section 4.1) ---
     batch_size: int = 64  # global batch; split across processes under torchrun
@@ -68,7 +70,7 @@ class TrainConfig:
 _CHOICES = {
     "task": ("image", "video", "mixed"),
     "data": ("synthetic", "cam", "rvd", "folder"),
-    "sampler": ("grid", "random", "superpixel"),
+    "sampler": ("grid", "random", "superpixel", "dense"),
     "synthetic_flow": ("dis", "exact"),
     "device": ("auto", "cpu", "cuda"),
     "precision": ("fp32", "bf16"),

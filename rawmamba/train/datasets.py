@@ -32,19 +32,21 @@ def to_packed_bayer(srgb: torch.Tensor, raw: torch.Tensor) -> tuple[torch.Tensor
 class _Maker(Dataset):
     """Draws scene ``index`` of the synthetic stream; used only to render the pool in parallel."""
 
-    def __init__(self, kind: str, count: int, size: int, frames: int, seed: int, raw_channels: int, flow: str):
+    def __init__(self, kind: str, count: int, size: int, frames: int, seed: int, raw_channels: int, flow: str,
+                 plain_prob: float):
         self.kind, self.count, self.size, self.frames = kind, count, size, frames
-        self.seed, self.raw_channels, self.flow = seed, raw_channels, flow
+        self.seed, self.raw_channels, self.flow, self.plain_prob = seed, raw_channels, flow, plain_prob
 
     def __len__(self) -> int:
         return self.count
 
     def __getitem__(self, index: int) -> dict:
         if self.kind == "image":
-            pair = synth_image(self.seed, index, height=self.size, width=self.size)
+            pair = synth_image(self.seed, index, height=self.size, width=self.size, plain_prob=self.plain_prob)
             item = {"srgb": pair.srgb[None], "raw": pair.raw[None]}
         else:
-            clip = synth_video(self.seed, index, height=self.size, width=self.size, frames=self.frames)
+            clip = synth_video(self.seed, index, height=self.size, width=self.size, frames=self.frames,
+                               plain_prob=self.plain_prob)
             flow = clip.flow if self.flow == "exact" else dis_flow(clip.srgb[None], clip.srgb[:1])[0]
             item = {"srgb": clip.srgb, "raw": clip.raw, "flow": flow}
         if self.raw_channels == 4:
@@ -62,25 +64,29 @@ class SyntheticPool(Dataset):
             metadata and the exact backward flow).
         count, size, frames, seed: the scenes drawn (``size`` x ``size`` pixels of raw-RGB).
         patch: side of the random crop served (packed pixels when ``raw_channels == 4``).
-        sampler: image metadata sampler name.
+        sampler: image metadata sampler name, or ``"dense"``: the whole frame as metadata with no mask (for a
+            network with its own learned sampler, which picks the samples from it).
         raw_channels: 3 (raw-RGB) or 4 (packed RGGB, sRGB at half resolution).
         workers: processes rendering the pool.
         flow: video flow served: ``"dis"`` (OpenCV DIS on the sRGB frames, what the network meets at
             inference time) or ``"exact"`` (the renderer's ground truth).
+        plain_prob: share of scenes rendered with a plain raw converter's look (``rawmamba.isp.plain_look``).
     """
 
     def __init__(self, kind: str, *, count: int, size: int, patch: int, frames: int = 5, sampler: str = "grid",
-                 seed: int = 0, raw_channels: int = 3, workers: int = 0, flow: str = "dis"):
+                 seed: int = 0, raw_channels: int = 3, workers: int = 0, flow: str = "dis", plain_prob: float = 0.0):
         scene_side = size // 2 if raw_channels == 4 else size
         if patch > scene_side:
             raise RawMambaError(f"patch_size {patch} is larger than the synthetic scenes ({scene_side} pixels)")
         if flow not in ("dis", "exact"):
             raise RawMambaError(f"flow must be 'dis' or 'exact', got {flow!r}")
-        maker = _Maker(kind, count, size, frames, seed, raw_channels, flow)
+        if not 0.0 <= plain_prob <= 1.0:
+            raise RawMambaError(f"synthetic_plain_prob must be in [0, 1], got {plain_prob}")
+        maker = _Maker(kind, count, size, frames, seed, raw_channels, flow, plain_prob)
         loader = DataLoader(maker, batch_size=None, num_workers=workers)
         self.items = list(loader)
         self.kind = kind
-        self.sampler = resolve_sampler(sampler)
+        self.sampler = None if sampler == "dense" else resolve_sampler(sampler)
         self.transform = RandomCropFlip(size=(patch, patch), transpose=True)
 
     def __len__(self) -> int:
@@ -89,7 +95,7 @@ class SyntheticPool(Dataset):
     def __getitem__(self, index: int) -> dict:
         rng = item_generator(None, index)  # fresh augmentation every access
         item = self.transform({**self.items[index], "name": f"synthetic-{self.kind}-{index}"}, rng)
-        if self.kind == "image":
+        if self.kind == "image" and self.sampler is not None:
             return add_image_metadata(item, self.sampler, rng)
         return {**item, "meta_srgb": item["srgb"][0], "meta_raw": item["raw"][0]}
 
@@ -110,9 +116,12 @@ def build_train_datasets(config: TrainConfig) -> list[Dataset]:
                 raw_channels=config.raw_channels,
                 workers=config.num_workers,
                 flow=config.synthetic_flow,
+                plain_prob=config.synthetic_plain_prob,
             )
             for index, task in enumerate(tasks)
         ]
+    if config.sampler == "dense":
+        raise RawMambaError(f"sampler=dense is offered by synthetic data only, not data={config.data}")
     if not config.data_root:
         raise RawMambaError(f"data={config.data} needs data_root (the dataset folder)")
     crop = RandomCropFlip(size=(config.patch_size, config.patch_size), transpose=True)

@@ -11,6 +11,7 @@ from rawmamba.isp import (
     NoiseLevels,
     Shot,
     get_camera,
+    plain_look,
     random_camera,
     render,
     render_with_shot,
@@ -156,3 +157,15 @@ def test_nan_and_bad_input_raise_clear_errors():
         render(torch.rand(1, 4, 8, 8), camera, torch.Generator())
     with pytest.raises(RawMambaError, match="Generator"):
         render(torch.rand(1, 3, 8, 8), camera, rng=0)
+
+
+def test_plain_look_renders_every_pixel_by_the_same_global_map():
+    camera = plain_look(get_camera("Canon EOS 550D"))
+    assert camera.local_tone is None and camera.vignette == 0.0
+    raw = torch.rand(3, 24, 24) * 0.8
+    raw[:, :, 12:] = raw[:, :, :12]  # the right half repeats the left half in other surroundings
+    shot = camera.draw_shot(torch.Generator().manual_seed(0))
+    srgb = render(raw, camera, torch.Generator().manual_seed(1), shot=shot, quantize=False)
+    assert torch.allclose(srgb[:, :, 12:], srgb[:, :, :12], atol=1e-6)
+    full = render(raw, get_camera("Canon EOS 550D"), torch.Generator().manual_seed(1), shot=shot, quantize=False)
+    assert not torch.allclose(full[:, :, 12:], full[:, :, :12], atol=1e-3)  # the full look is local
