@@ -1,6 +1,8 @@
 """Real sensors, a foreign ISP: de-rendering LibRaw's rendering of real camera DNGs.
 
-For every DNG in the real-RAW folder (default ``../shared/data/real-raw``):
+For every DNG in the real-RAW folder (default ``../shared/data/real-raw``), and every headerless dump
+there whose layout is listed in ``HEADERLESS`` (wrapped losslessly into a DNG first, with its black and
+white levels, white balance and, where known, colour matrix, so that LibRaw can render it):
 - ground truth as the CAM data: the visible mosaic, black-subtracted and divided by (white - black)
   per channel, bilinear-demosaiced to raw-RGB, then downscaled x4 (area), as the CAM data was made
   from the NUS images;
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,15 +33,26 @@ import torch.nn.functional as F
 from rawmamba.baselines import GlobalColourFit, SampleInterpolation
 from rawmamba.baselines.sam import SAMInterpolation
 from rawmamba.inference import NetworkMethod, bundled_checkpoint
-from rawmamba.isp import CFA, demosaic_bilinear
+from rawmamba.isp import CFA, PUBLISHED_COLOR_MATRICES, demosaic_bilinear
 from rawmamba.metadata import grid_mask, sample_image_metadata
 from rawmamba.metrics import cam_psnr, cam_ssim
+from rawmamba.rawio import HeaderlessLayout, open_raw
+from rawmamba.rawio.dng import write_dng
 from rawmamba.train.checkpoint import code_version
 
 FOLDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-raw"
 RESULTS = Path(__file__).resolve().parent / "results"
 PATTERNS = {"RGGB": CFA.RGGB, "BGGR": CFA.BGGR, "GRBG": CFA.GRBG, "GBRG": CFA.GBRG}
 SCALE = 4  # the CAM data's downscaling
+# Layouts of the folder's headerless dumps (its README). The test-chart sensor's colour matrix is unknown:
+# its DNG gets the default (a linear-sRGB camera), which LibRaw applies like any other matrix.
+HEADERLESS = {
+    "nikon_d750_DSC_1339_crop_768x512_14bit_rggb__mushfiqulalam-isp.raw": HeaderlessLayout(
+        width=768, height=512, bits=14, black=600, white=15520, wb=(1.949, 1.0, 1.344), camera="Nikon D750",
+        rgb_xyz_matrix=tuple(v / 10000 for v in PUBLISHED_COLOR_MATRICES["Nikon D750"])),
+    "openisp_test_1920x1080_10bit_rggb.raw": HeaderlessLayout(
+        width=1920, height=1080, bits=10, wb=(1860 / 1024, 1.0, 1280 / 1024), camera="openISP test chart"),
+}
 
 
 def _cfa(raw: rawpy.RawPy) -> CFA:
@@ -70,20 +84,30 @@ def load_pair(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return srgb, _downscale(truth).clamp(0, 1)
 
 
+def as_dng(path: Path, folder: Path) -> Path:
+    """``path`` itself if it is a DNG, else its headerless dump written losslessly as a DNG into ``folder``."""
+    if path.suffix.lower() == ".dng":
+        return path
+    with open_raw(path, HEADERLESS[path.name]) as raw:
+        return write_dng(folder / f"{path.stem}.dng", raw.levels, raw.info)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=FOLDER, help="folder with real camera DNG files")
     parser.add_argument("--checkpoint", type=Path, help="RAWMamba checkpoint (default: the bundled model)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the metadata sample positions")
     args = parser.parse_args()
-    files = sorted(args.folder.glob("*.dng"))
+    files = sorted([*args.folder.glob("*.dng"), *(args.folder / name for name in HEADERLESS)])
+    files = [path for path in files if path.is_file()]
     if not files:
-        raise SystemExit(f"no .dng files in {args.folder}")
+        raise SystemExit(f"no .dng files or known headerless dumps in {args.folder}")
+    scratch = tempfile.TemporaryDirectory()
     checkpoint = args.checkpoint or bundled_checkpoint()
     methods = [NetworkMethod.from_checkpoint(checkpoint), GlobalColourFit(), SampleInterpolation(), SAMInterpolation()]
     rows = []
     for path in files:
-        srgb, truth = load_pair(path)
+        srgb, truth = load_pair(as_dng(path, Path(scratch.name)))
         mask = grid_mask(*srgb.shape[-2:], rng=torch.Generator().manual_seed(args.seed))
         metadata = sample_image_metadata(srgb, truth, mask)
         for method in methods:
