@@ -3,7 +3,7 @@
 # then benchmarks/gpu_checks.py (chunked / triton / mamba_ssm against the float64 CPU reference, scan forward and
 # forward+backward timings, a Triton tile-size sweep, the models with the default "auto" backend).
 # Needs python3 with torch (CUDA, with its bundled triton); pytest is optional; no network.
-#   OUT=/tmp/out bash benchmarks/gpu.sh            # add SKIP_MODELS=1 for the scan part only (about 2 minutes)
+#   OUT=/tmp/out bash benchmarks/gpu.sh   # SKIP_MODELS=1: the scan part only (about 2 minutes); CHECKS_TIMEOUT=s
 # Writes to $OUT: env.txt, pytest_gpu.log, gpu_checks.json, gpu_checks.log.
 set -uo pipefail
 OUT=${OUT:-out}
@@ -24,5 +24,5 @@ else
 fi
 ARGS=(--out "$OUT/gpu_checks.json")
 [[ -n "${SKIP_MODELS:-}" ]] && ARGS+=(--skip-models)
-timeout 170 python3 benchmarks/gpu_checks.py "${ARGS[@]}" 2>&1 | tee "$OUT/gpu_checks.log" | tail -n 60
+timeout "${CHECKS_TIMEOUT:-170}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" 2>&1 | tee "$OUT/gpu_checks.log" | tail -n 60
 echo "gpu_checks exit status ${PIPESTATUS[0]} (124: timed out; the JSON then holds the scan part if it got that far)"

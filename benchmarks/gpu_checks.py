@@ -8,7 +8,8 @@
 2. Timings (CUDA events, median of repeats): the scan forward, and forward+backward, for d=192, n=16 at L up
    to 288,000 (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
    a small sweep of the Triton kernel's tile sizes; ``rawmamba_tiny`` and ``rawmamba_base`` forward on a 5-frame
-   video and on an image, fp32 and bf16, with the default (``auto``) scan backend, whose choice is recorded.
+   video and on an image, fp32 and bf16, with the default (``auto``) scan backend, whose choice is recorded, and
+   in bf16 with each other GPU backend.
 A failing backend is recorded as an error and the rest still runs. Results go to JSON with the code version,
 torch version and device.
 """
@@ -122,8 +123,8 @@ def guarded(result: list | dict, key, function, *args, **kwargs) -> None:
     print(key, value, flush=True)
 
 
-def time_model(name: str, frames: int, height: int, width: int, dtype: torch.dtype) -> dict:
-    model = create_model(name).cuda().eval()
+def time_model(name: str, frames: int, height: int, width: int, dtype: torch.dtype, backend: str | None = None) -> dict:
+    model = create_model(name, mamba_backend=backend).cuda().eval()
     x = torch.rand(1, frames, 3, height, width, device="cuda")
     meta_srgb, meta_raw = x[:, 0].clone(), torch.rand(1, 3, height, width, device="cuda")
     flow = torch.zeros(1, frames, 2, height, width, device="cuda")
@@ -140,7 +141,7 @@ def time_model(name: str, frames: int, height: int, width: int, dtype: torch.dty
         "ms": ms,
         "frames_per_s": 1e3 * frames / ms,
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
-        "scan_backend": get_backend(device_type="cuda").name,
+        "scan_backend": backend or get_backend(device_type="cuda").name,
     }
 
 
@@ -178,15 +179,19 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2))
     if args.skip_models:
         return
+    cases = [(dtype, None) for dtype in (torch.float32, torch.bfloat16)]  # the automatic backend
+    cases += [(torch.bfloat16, backend) for backend in backends if backend != get_backend(device_type="cuda").name]
     for name in ("rawmamba_tiny", "rawmamba_base"):
         for frames, height, width in ((5, 640, 1440), (1, 1024, 1024)):
-            for dtype in (torch.float32, torch.bfloat16):
+            for dtype, backend in cases:
                 try:
-                    result["models"].append(time_model(name, frames, height, width, dtype))
-                except torch.OutOfMemoryError as error:
-                    result["models"].append({"model": name, "frames": frames, "dtype": str(dtype), "error": str(error)})
+                    result["models"].append(time_model(name, frames, height, width, dtype, backend))
+                except Exception as error:  # noqa: BLE001 - recorded, the other cases still run
+                    result["models"].append({"model": name, "frames": frames, "dtype": str(dtype),
+                                             "scan_backend": backend, "error": repr(error)[:500]})
                 torch.cuda.empty_cache()
                 print("model", result["models"][-1], flush=True)
+                args.out.write_text(json.dumps(result, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
 

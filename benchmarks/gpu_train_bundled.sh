@@ -25,4 +25,4 @@ if [[ -f "$RUN/checkpoints/last.safetensors" ]]; then
 else
     echo "training failed (exit status $status):"; tail -n 40 "$OUT/train.log"
 fi
-[[ -n "${SKIP_CHECKS:-}" ]] || SKIP_MODELS=1 OUT="$OUT" bash benchmarks/gpu.sh
+[[ -n "${SKIP_CHECKS:-}" ]] || OUT="$OUT" bash benchmarks/gpu.sh  # SKIP_MODELS=1: the scan part only
