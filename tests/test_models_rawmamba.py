@@ -218,7 +218,7 @@ def test_shape_errors_are_clear():
 
 
 def test_create_model_errors_and_registry():
-    assert list_models() == ["rawmamba_base", "rawmamba_tiny"]
+    assert list_models() == ["blind_unet", "cam_unet", "rawmamba_base", "rawmamba_tiny", "rvd_net"]
     with pytest.raises(RawMambaError, match="rawmamba_base, rawmamba_tiny"):
         create_model("rawmamba_huge")
     with pytest.raises(RawMambaError, match="unknown override.*no_such_arg"):
