@@ -5,8 +5,9 @@
 - CAM layout (image task, the paper's Table 1): every test image whole, batch 1; metadata sampled by
   ``sampler`` (default: the 8x8 grid, 1.5%) with a generator seeded from ``seed`` and the image's name
   (``<camera folder>/<stem>``), so an image gets the same metadata whichever cameras or ``limit`` are
-  chosen; 16-bit PSNR/SSIM (``cam_psnr``/``cam_ssim``); rows labelled ``camera``; the average is the mean
-  over images.
+  chosen, and stored by the method's ``capture`` (a network with a learned sampler, CAM-style, keeps its
+  own choice of one pixel per cell instead); 16-bit PSNR/SSIM (``cam_psnr``/``cam_ssim``); rows labelled
+  ``camera``; the average is the mean over images.
 - RVD-Part2 layout (video task, Table 2): only the first frame's (sRGB, RAW) pair of each video is given;
   the video is streamed window by window (``window`` frames per call, the first window starting with
   the metadata frame itself, as in training clips), each window with the same first-frame metadata;
@@ -36,7 +37,7 @@ from rawmamba.data import CamDataset, PairFolderDataset, RVDDataset, detect_layo
 from rawmamba.data.io import atomic_path, write_json
 from rawmamba.errors import RawMambaError
 from rawmamba.infer import as_method, derender_stream, derender_tiled
-from rawmamba.metadata import Metadata, Sampler, make_sampler, sample_image_metadata
+from rawmamba.metadata import Metadata, Sampler, make_sampler
 from rawmamba.metrics import MetricTable, cam_psnr, cam_ssim, rvd_psnr, rvd_ssim
 
 __all__ = ["GROUP_LABELS", "evaluate", "format_markdown", "group_label", "image_generator", "results_json",
@@ -71,7 +72,7 @@ def _evaluate_images(method: DerenderMethod, dataset: CamDataset | PairFolderDat
     for index in tqdm(range(count), desc=method.name or "eval", disable=not progress, dynamic_ncols=True):
         name, srgb, raw = dataset.load_pair(index)
         mask = sampler(srgb, image_generator(seed, name))
-        meta = sample_image_metadata(srgb, raw, mask, check_values=False)
+        meta = method.capture(srgb, raw, mask)  # a learned sampler (CAM-style) stores its own choice here
         pred = derender_tiled(method, srgb[None], meta, tile, overlap)
         table.add(_score(pred, raw[None]), camera=group(name), name=name)
     return table

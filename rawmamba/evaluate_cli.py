@@ -1,7 +1,8 @@
 """``rawmamba eval``: score checkpoints (and baselines) on a CAM or RVD-Part2 test set, paper-style table.
 
 One checkpoint (``--checkpoint``) or several (``--ablation CK1 CK2 ...`` or a folder of checkpoints, e.g.
-the paper's Table-3 variants) are evaluated one after the other (one model in memory at a time) and put
+the paper's Table-3 variants; ``--bundled NAME ...``: networks shipped with the package, such as the learned
+baselines) are evaluated one after the other (one model in memory at a time) and put
 into ONE table with a PSNR/SSIM column block each, named by the checkpoint description's
 ``description`` (or ``name``) entry, else the file stem. ``--baseline`` adds baseline methods as more
 column blocks. The table is printed and written as ``<out>/results.md`` and ``<out>/results.json``
@@ -56,11 +57,11 @@ def checkpoint_labels(paths: list[Path]) -> list[str]:
 
 
 def _run(args) -> int:
-    from rawmamba.inference import NetworkMethod
+    from rawmamba.inference import NetworkMethod, bundled_checkpoint
 
-    paths = checkpoint_paths(args.checkpoint, args.ablation)
+    paths = checkpoint_paths(args.checkpoint, args.ablation) + [bundled_checkpoint(name) for name in args.bundled or []]
     if not paths and not args.baseline:
-        raise RawMambaError("nothing to evaluate: give --checkpoint, --ablation or --baseline")
+        raise RawMambaError("nothing to evaluate: give --checkpoint, --ablation, --bundled or --baseline")
     device = resolve_device(args.device)
     data = Path(args.data)
     out = Path(args.out) if args.out else Path(f"eval-{data.resolve().name}-{args.split}")
@@ -71,9 +72,14 @@ def _run(args) -> int:
     tables: dict[str, MetricTable] = {}
     for path, label in zip(paths, labels, strict=True):
         method = NetworkMethod.from_checkpoint(path, device=device, name=label)
-        with precision_context(device, args.precision), torch.no_grad():
-            tables[label] = evaluate(method, data, **options)
-        del method
+        variants = [method]
+        if args.finetune_steps > 0 and method.learned_sampler:
+            variants.append(NetworkMethod(method.model, name=f"{label}+ft", device=device,
+                                          finetune_steps=args.finetune_steps))
+        for variant in variants:
+            with precision_context(device, args.precision), torch.no_grad():
+                tables[variant.name] = evaluate(variant, data, **options)
+        del method, variants
         if device.type == "cuda":
             torch.cuda.empty_cache()
     for name in args.baseline or []:
@@ -104,6 +110,10 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint", help="checkpoint stem or .safetensors path")
     parser.add_argument("--ablation", nargs="+", metavar="CK", help="several checkpoints (or folders of them), "
                         "one column block each")
+    parser.add_argument("--bundled", nargs="+", metavar="NAME", help="bundled networks to add as columns "
+                        "(rawmamba_tiny, cam_unet, rvd_net, blind_unet)")
+    parser.add_argument("--finetune-steps", type=int, default=0, help="also evaluate each network with a learned "
+                        "sampler (cam_unet) after this many steps of online fine-tuning (CAM: 10), as <name>+ft")
     parser.add_argument("--baseline", nargs="+", choices=sorted(BASELINES), help="baselines to add as columns")
     parser.add_argument("--data", required=True, help="dataset folder (CAM, RVD-Part2 or srgb/ + raw/ layout)")
     parser.add_argument("--split", default="test", help="split folder")

@@ -5,10 +5,13 @@ Each method runs the full metadata round trip per image (CAM layout) or per vide
 bytes of the file the method actually wrote (to a temporary folder), not an estimate.
 
 Metadata: CAM layout items carry one sample mask (``CamDataset``'s grid sampler: one pixel per 8x8 cell at
-a seeded random position), given to every method; methods that take sampled metadata use it, the RIR-style
-method fits its parameters on the full pair. RVD layout: methods that take frame metadata get the video's
-dense first frame (RVD's protocol); sampled-only methods get a seeded 8x8 grid of samples of the first
-frame, used for every frame; the RIR-style method fits the first frame.
+a seeded random position), given to every method; methods that take sampled metadata use it (a network
+with a learned sampler, CAM-style, stores its own choice of one pixel per cell instead: same budget), the
+RIR-style method fits its parameters on the full pair; methods that take only a dense first frame
+(RVD-style) are refused on images, where that frame would be the answer. RVD layout: methods that take
+frame metadata get the video's dense first frame (RVD's protocol); sampled-only methods get a seeded 8x8
+grid of samples of the first frame, used for every frame; the RIR-style method fits the first frame. A
+raw-RGB network runs on the packed Bayer of this layout through ``NetworkMethod``'s adapter.
 
 Protocols (``rawmamba.metrics``): CAM layout -> ``cam_psnr``/``cam_ssim``, mean over images; RVD layout ->
 ``rvd_psnr``/``rvd_ssim`` per frame, mean per video, then over videos. PSNR is capped at ``max_db``
@@ -37,8 +40,9 @@ from rawmamba.data.show import detect_layout
 from rawmamba.errors import RawMambaError
 from rawmamba.metadata import grid_mask
 from rawmamba.metrics import MetricTable, cam_psnr, cam_ssim, rvd_psnr, rvd_ssim
+from rawmamba.train.checkpoint import read_description
 
-__all__ = ["run_quality_bench", "format_markdown", "register"]
+__all__ = ["format_markdown", "load_networks", "network_label", "register", "run_quality_bench"]
 
 
 def _dataset(data: Path, split: str | None, seed: int) -> tuple[str, str, object]:
@@ -80,6 +84,10 @@ def run_quality_bench(data: str | Path, methods: list[str], *, out: str | Path |
     count = len(dataset) if limit is None else min(limit, len(dataset))
     if count < 1:
         raise RawMambaError(f"bench quality: no items to run in {data} (split {split}, limit {limit})")
+    for name, method in instances.items():
+        if layout == "cam" and tuple(method.metadata_kinds) == ("frame",):
+            raise RawMambaError(f"bench quality: {name} takes a dense first frame as metadata; on images that "
+                                "frame is the ground truth: run it on a video (RVD-layout) folder")
     group = "video" if layout == "rvd" else None
     tables = {name: MetricTable(["psnr", "ssim"]) for name in methods}
     records = {name: {"metadata_bytes_per_item": [], "capture_s": [], "derender_s": [], "metadata_kind": None}
@@ -149,15 +157,39 @@ def format_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def network_label(path: str | Path) -> str:
+    """A checkpoint's name in the table: its description's ``description`` or ``name`` entry, else its model."""
+    description = read_description(path)
+    return str(description.get("description") or description.get("name") or description["model"])
+
+
+def load_networks(checkpoints: list[str], bundled: list[str], *, device: str = "cpu", finetune_steps: int = 0
+                  ) -> list[DerenderMethod]:
+    """``NetworkMethod`` s of checkpoint paths and bundled checkpoint names, named by ``network_label``
+    (repeated names numbered); a network with a learned sampler (CAM-style) is listed a second time with
+    ``finetune_steps`` of online fine-tuning, as ``<name>+ft``, when ``finetune_steps > 0``."""
+    from rawmamba.inference import NetworkMethod, bundled_checkpoint  # the network stack only when asked for
+
+    paths = [Path(c) for c in checkpoints] + [bundled_checkpoint(name) for name in bundled]
+    labels = [network_label(path) for path in paths]
+    labels = [f"{label} #{labels[:i].count(label) + 1}" if labels.count(label) > 1 else label
+              for i, label in enumerate(labels)]
+    networks = []
+    for path, label in zip(paths, labels, strict=True):
+        network = NetworkMethod.from_checkpoint(path, device=device, name=label)
+        networks.append(network)
+        if finetune_steps > 0 and network.learned_sampler:
+            networks.append(NetworkMethod(network.model, name=f"{label}+ft", device=device,
+                                          finetune_steps=finetune_steps))
+    return networks
+
+
 def _quality(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    networks = []
-    if args.checkpoint:
-        from rawmamba.inference import NetworkMethod  # the network stack is imported only when asked for
-
-        networks = [NetworkMethod.from_checkpoint(args.checkpoint, device=args.device)]
+    bundled = [m.strip() for m in (args.bundled or "").split(",") if m.strip()]
+    networks = load_networks(args.checkpoint or [], bundled, device=args.device, finetune_steps=args.finetune_steps)
     report = run_quality_bench(args.data, methods, out=args.out, limit=args.limit, split=args.split, seed=args.seed,
-                               networks=networks)
+                               networks=tuple(networks))
     print(format_markdown(report))
     print(f"wrote {Path(args.out) / 'bench_quality.md'} and bench_quality.json")
     return 0
@@ -180,6 +212,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     quality.add_argument("--limit", type=int, default=None, help="at most this many images or videos")
     quality.add_argument("--split", default=None, help="dataset split (default: first of test, val, train)")
     quality.add_argument("--seed", type=int, default=0, help="seed of the sample masks (default: 0)")
-    quality.add_argument("--checkpoint", help="also run this trained RAWMamba checkpoint (shown as RAWMamba)")
-    quality.add_argument("--device", default="cpu", help="device of the --checkpoint network (cpu or cuda)")
+    quality.add_argument("--checkpoint", action="append",
+                         help="also run this trained network (repeatable; named by its checkpoint's model)")
+    quality.add_argument("--bundled", help="also run these bundled networks, comma-separated (e.g. "
+                         "rawmamba_tiny,cam_unet,rvd_net,blind_unet)")
+    quality.add_argument("--finetune-steps", type=int, default=0,
+                         help="also run each network with a learned sampler (cam_unet) with this many steps of "
+                         "online fine-tuning on its samples (CAM: 10), as <name>+ft")
+    quality.add_argument("--device", default="cpu", help="device of the networks (cpu or cuda)")
     quality.set_defaults(func=_quality)
