@@ -46,11 +46,13 @@ def small_model(key: str) -> RAWMamba:
     return create_model(name, **{**SMALL, **overrides})
 
 
-def with_random_head(model: RAWMamba) -> RAWMamba:
+def with_random_head(model: RAWMamba, gate: bool = False) -> RAWMamba:
     """The model with a non-zero decoder head, as after training: with the global prior the zero-initialised
-    head makes the untrained output exactly the prior, which would hide the rest of the network."""
+    head makes the untrained output exactly the prior, which would hide the rest of the network. Unless
+    ``gate``, the eval-time correction gate is off too (a random correction is gated back to the prior)."""
     if model.prior is not None:
         torch.nn.init.normal_(model.decoder.head.weight, std=0.05)
+    model.correction_gate = model.correction_gate and gate
     return model
 
 
@@ -241,7 +243,7 @@ def test_create_model_loads_local_encoder_weights(tmp_path):
 
 
 def test_config_rebuilds_the_same_network():
-    model = with_random_head(small_model("tiny")).eval()
+    model = with_random_head(small_model("tiny"), gate=True).eval()
     assert model.variant == "rawmamba_tiny" and model.overrides == SMALL
     rebuilt = RAWMamba(**model.config).eval()
     rebuilt.load_state_dict(model.state_dict())
@@ -320,20 +322,33 @@ def test_correction_gate_keeps_what_the_samples_confirm():
 
 
 def test_correction_gate_acts_on_sampled_metadata_in_eval_mode_only():
-    model = with_random_head(small_model("tiny"))
+    model = with_random_head(small_model("tiny"), gate=True)
     x, ms, mr, mask = image_inputs(3)
-    frames, fms, fmr = video_inputs(3, t=2)
     with torch.no_grad():
         trained_mode = model.train()(x, ms, mr, mask)
         gated = model.eval()(x, ms, mr, mask)
         model.correction_gate = False
-        ungated, video = model(x, ms, mr, mask), model(frames, fms, fmr)
-        model.correction_gate = True
-        assert torch.equal(model(frames, fms, fmr), video)  # dense metadata: no gate
+        ungated = model(x, ms, mr, mask)
     assert torch.allclose(trained_mode, ungated, atol=1e-6)
     prior = GlobalColourPrior()(x, ms, mr, mask)
     assert torch.allclose(gated, gate_correction(ungated, prior, mr, mask), atol=1e-5)
     assert not torch.allclose(gated, ungated)
+
+
+def test_correction_gate_on_video_weighs_the_correction_on_the_metadata_frame():
+    model = with_random_head(small_model("tiny"), gate=True).eval()
+    frames, fms, fmr = video_inputs(3, t=3)
+    flow = torch.zeros(1, 3, 2, 64, 64)
+    with torch.no_grad():
+        gated = model(frames, fms, fmr, flow=flow)
+        later = model(frames[:, 1:], fms, fmr, flow=flow[:, 1:])  # a window without the metadata frame
+        model.correction_gate = False
+        ungated = model(frames, fms, fmr, flow=flow)
+    prior = GlobalColourPrior()(frames, fms, fmr, torch.ones(1, 1, 64, 64))
+    expected = gate_correction(ungated, prior, fmr, torch.ones(1, 1, 64, 64), evidence_frames=1)
+    assert torch.allclose(gated, expected, atol=1e-5)
+    assert not torch.allclose(gated, ungated)
+    assert torch.allclose(later, gated[:, 1:], atol=1e-5)  # the metadata frame is prepended: same result
 
 
 def test_f3_reads_the_metadata_and_the_priors_residual_on_it():

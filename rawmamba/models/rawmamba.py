@@ -19,11 +19,13 @@ Two more extensions build on the prior (both need it):
 - ``prior_residual``: f3 reads the metadata RAW together with the prior's residual on it,
   ``y' - g(x')`` (masked), so the embedding says where and how much the global fit is wrong, and the
   network can learn to leave alone what the global map already explains (a plain global ISP).
-- ``correction_gate`` (sampled image metadata, at inference): the decoder's correction
-  ``d = y_hat - p`` is scaled per image and RAW channel by ``alpha = clamp(<d, y' - p>_S / <d, d>_S,
-  0, 1)``, the least-squares weight of the correction that best explains the metadata samples ``S``.
-  A correction the samples do not confirm is damped toward the global fit; one they confirm is kept in
-  full. Like dropout it acts in eval mode only: in training a clamped ``alpha = 0`` would cut the
+- ``correction_gate`` (at inference): the decoder's correction ``d = y_hat - p`` is scaled per
+  image and RAW channel by ``alpha = clamp(<d, y' - p>_S / <d, d>_S, 0, 1)``, the least-squares
+  weight of the correction that best explains the metadata ``S``: the samples of sampled image
+  metadata, or the whole metadata frame of dense video metadata (a window of frames that does not
+  start with the metadata frame gets it prepended, as every training clip starts with it). A
+  correction the metadata does not confirm is damped toward the global fit; one it confirms is kept
+  in full. Like dropout it acts in eval mode only: in training a clamped ``alpha = 0`` would cut the
   gradient exactly where the network is most wrong.
 
 Image (T = 1, sampled metadata with a mask) and video (T >= 1, dense first-frame metadata with
@@ -76,6 +78,8 @@ class RAWMamba(nn.Module):
         colour_query: add f2(frame) to the UME query (see ume.py).
         pe_temperature: positional-encoding temperature.
         geb_query_chunk: GEB queries per attention call (memory bound).
+        geb_max_keys: GEB key budget, our extension for linear cost in pixels (see ume.py; None: every
+            metadata cell is a key).
         search_heads: heads of the channel-wise search attention (must divide every stage width).
         ffn_expansion: width factor of the search blocks' feed-forward.
         mamba_stage: the encoder stage whose stride the aggregation (eq. 13) and LTA-Mamba run at;
@@ -100,7 +104,7 @@ class RAWMamba(nn.Module):
         prior_max_pairs: at most this many metadata pairs per element enter the prior's fit.
         prior_residual: f3 also reads the prior's residual on the metadata (with ``global_prior`` only).
         correction_gate: in eval mode, scale the correction by its least-squares weight on the metadata
-            samples (with ``global_prior`` and sampled metadata only).
+            (with ``global_prior`` only).
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class RAWMamba(nn.Module):
         colour_query: bool = True,
         pe_temperature: float = 10000.0,
         geb_query_chunk: int = 4096,
+        geb_max_keys: int | None = 1024,
         search_heads: int = 1,
         ffn_expansion: float = 2.0,
         mamba_stage: int = 0,
@@ -186,6 +191,7 @@ class RAWMamba(nn.Module):
                 colour_query=colour_query,
                 pe_temperature=pe_temperature,
                 query_chunk=geb_query_chunk,
+                geb_max_keys=geb_max_keys,
             )
             self.search = nn.ModuleList(
                 SearchBlock(channels[i], embed_dim, heads=search_heads, ffn_expansion=ffn_expansion)
@@ -273,8 +279,30 @@ class RAWMamba(nn.Module):
             ``(B, T, C_raw, H, W)`` RAW in [0, 1].
         """
         self._check_inputs(x, meta_srgb, meta_raw, meta_mask, flow)
+        if not self.correction_gate or self.training:
+            return self._derender(x, meta_srgb, meta_raw, meta_mask, flow)[0]
+        if meta_mask is not None:
+            return gate_correction(*self._derender(x, meta_srgb, meta_raw, meta_mask, flow), meta_raw, meta_mask)
+        # Dense metadata: the metadata frame is the evidence; a window that does not start with it gets it
+        # prepended (as every training clip starts with it), and its output dropped.
+        anchored = torch.equal(x[:, 0], meta_srgb)
+        if not anchored:
+            x = torch.cat((meta_srgb[:, None], x), dim=1)
+            flow = None if flow is None else torch.cat((torch.zeros_like(flow[:, :1]), flow), dim=1)
+        raw, prior = self._derender(x, meta_srgb, meta_raw, meta_mask, flow)
+        raw = gate_correction(raw, prior, meta_raw, torch.ones_like(meta_raw[:, :1]), evidence_frames=1)
+        return raw if anchored else raw[:, 1:]
+
+    def _derender(
+        self,
+        x: torch.Tensor,
+        meta_srgb: torch.Tensor,
+        meta_raw: torch.Tensor,
+        meta_mask: torch.Tensor | None,
+        flow: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The network's RAW and the global prior (None without it), both cropped to the input size."""
         b, t, _, h, w = x.shape
-        sampled = meta_mask is not None
         uses_flow = self.ume is not None and self.ume.leb is not None
         if flow is None and meta_mask is None and uses_flow:
             flow = dis_flow(x, meta_srgb, preset=self.flow_preset)
@@ -306,38 +334,44 @@ class RAWMamba(nn.Module):
         if self.lta is not None:
             volume = self.lta(volume)
         if self.prior is None:
-            return crop_to(self.decoder(volume, x, None), h, w)
+            return crop_to(self.decoder(volume, x, None), h, w), None
         prior = self.prior.apply(coefficients, x)
-        raw = self.decoder(volume, x, prior)
-        if self.correction_gate and sampled and not self.training:
-            raw = gate_correction(raw, prior, meta_raw, meta_mask)
-        return crop_to(raw, h, w)
+        return crop_to(self.decoder(volume, x, prior), h, w), crop_to(prior, h, w)
 
 
 def gate_correction(
-    raw: torch.Tensor, prior: torch.Tensor, meta_raw: torch.Tensor, meta_mask: torch.Tensor, eps: float = 1e-8
+    raw: torch.Tensor,
+    prior: torch.Tensor,
+    meta_raw: torch.Tensor,
+    meta_mask: torch.Tensor,
+    *,
+    evidence_frames: int | None = None,
+    eps: float = 1e-8,
 ) -> torch.Tensor:
-    """Damp the correction ``d = raw - prior`` to what the metadata samples confirm (our extension).
+    """Damp the correction ``d = raw - prior`` to what the metadata confirms (our extension).
 
     Per batch element and RAW channel, ``alpha = clamp((<d, r> + n eps) / (<d, d> + n eps), 0, 1)``
-    with ``r = meta_raw - prior``, the inner products taken over the ``n`` sampled pixels of every
-    frame: the least-squares weight of the correction on the samples. ``eps`` (a mean squared
-    correction too small to matter) makes a vanishing correction pass unchanged (``alpha -> 1``), so the
-    zero-initialised head still gets its gradient. Returns ``prior + alpha * d``.
+    with ``r = meta_raw - prior``, the inner products taken over the ``n`` metadata pixels of the
+    evidence frames: the least-squares weight of the correction on the metadata. ``eps`` (a mean
+    squared correction too small to matter) makes a vanishing correction pass unchanged
+    (``alpha -> 1``). Returns ``prior + alpha * d`` for every frame.
 
     Args:
         raw, prior: ``(B, T, C_raw, H, W)``.
-        meta_raw: ``(B, C_raw, H, W)`` sampled RAW.
-        meta_mask: ``(B, 1, H, W)`` sample mask.
+        meta_raw: ``(B, C_raw, H, W)`` metadata RAW.
+        meta_mask: ``(B, 1, H, W)`` where the metadata holds (the samples, or all ones for a dense frame).
+        evidence_frames: the leading frames the metadata describes (None: every frame, as sampled image
+            metadata; 1: frame 0 is the dense metadata frame).
     """
     with torch.autocast(raw.device.type, enabled=False):
         correction = raw.float() - prior.float()
-        residual = meta_raw.float()[:, None] - prior.float()
+        evidence = slice(None, evidence_frames)
+        residual = meta_raw.float()[:, None] - prior[:, evidence].float()
         weight = meta_mask.float()[:, None]
         dims = (1, 3, 4)
         floor = eps * weight.sum(dims)
-        confirmed = (weight * correction * residual).sum(dims) + floor
-        alpha = confirmed / ((weight * correction.square()).sum(dims) + floor)
+        confirmed = (weight * correction[:, evidence] * residual).sum(dims) + floor
+        alpha = confirmed / ((weight * correction[:, evidence].square()).sum(dims) + floor)
         gated = prior.float() + alpha.clamp(0.0, 1.0)[:, None, :, None, None] * correction
     return gated.to(raw.dtype)
 
