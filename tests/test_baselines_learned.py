@@ -152,3 +152,34 @@ def test_bench_and_eval_command_lines_take_several_networks(folders, tmp_path):
     assert main(["eval", "--checkpoint", str(ck / "rvd_net"), "--data", str(folders / "rvd"), "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["group_by"] == "video" and list(results["methods"]) == ["rvd_net"]
+
+
+@pytest.mark.parametrize("name", ["cam_unet", "rvd_net", "blind_unet"])
+def test_bundled_baselines_load_and_are_small(name):
+    from rawmamba.inference import bundled_checkpoint
+
+    method = NetworkMethod.from_checkpoint(bundled_checkpoint(name), name=name)
+    assert method.model.variant == name and method.model.raw_channels == 3
+    assert sum(p.numel() for p in method.model.parameters()) < 1_000_000
+    assert bundled_checkpoint(name).with_suffix(".safetensors").stat().st_size < 4_000_000
+
+
+def test_bundled_baselines_beat_their_floors_on_an_unseen_synthetic_image():
+    """Trained, not just loadable: on a pair from a seed no training run used, the blind U-Net beats the inverse
+    sRGB OETF and the CAM-style network beats interpolating its own samples."""
+    from rawmamba.baselines import InverseGamma, SampleInterpolation
+    from rawmamba.inference import bundled_checkpoint
+    from rawmamba.metrics import cam_psnr
+
+    pair = synth_image(20241127, 0, height=96, width=128)
+    mask = grid_mask(96, 128, rng=torch.Generator().manual_seed(0))
+    blind = NetworkMethod.from_checkpoint(bundled_checkpoint("blind_unet"))
+    cam = NetworkMethod.from_checkpoint(bundled_checkpoint("cam_unet"))
+    grid_meta = sample_image_metadata(pair.srgb, pair.raw, mask)
+    cam_meta = cam.capture(pair.srgb, pair.raw, mask)
+
+    def score(method, meta):
+        return cam_psnr(method.derender(pair.srgb[None], meta)[0], pair.raw).item()
+
+    assert score(blind, grid_meta) > score(InverseGamma(), grid_meta)
+    assert score(cam, cam_meta) > score(SampleInterpolation(), cam_meta)
