@@ -10,7 +10,13 @@ are masked out of the softmax), and padding added to reach the network's size mu
 
 - GEB (eq. 9-10): ``E_global = softmax(Q K^T) V`` over all valid metadata cells, with
   ``Q = F_srgb`` per frame, ``K = F'_srgb``, ``V = F'_raw`` (after learned linear projections),
-  computed with ``scaled_dot_product_attention`` in query chunks to bound memory.
+  computed with ``scaled_dot_product_attention`` in query chunks to bound memory. Our extension:
+  a key budget (``geb_max_keys``, default 1024). Every query attends to every metadata cell, so with
+  sampled image metadata (keys ~ pixels / 64) the GEB's cost grows with the square of the pixel count.
+  Above the budget, the keys are a deterministic, evenly strided subsample of the valid cells (in raster
+  order): a uniform subsample of the metadata whose softmax-weighted mean estimates the full one, and
+  linear cost in pixels. Training patches (128^2: 256 keys) and 256^2 inputs (1024 keys) stay below
+  the budget and are computed exactly as without it.
 - LEB (eq. 11-12): 2-D sinusoidal encodings PE are added to queries (``F_srgb + PE``), keys
   (``F'_srgb + PE'``) and values (``F'_raw + PE'``). For video, ``PE'`` is evaluated at the positions
   the backward optical flow points to and the metadata features are warped to each frame with the
@@ -42,13 +48,17 @@ class GlobalEmbeddingBlock(nn.Module):
         dim: feature channels of queries, keys, values and output.
         heads: attention heads (the paper's eq. 9 is one head).
         query_chunk: queries per ``scaled_dot_product_attention`` call (bounds memory on big inputs).
+        max_keys: key budget (our extension, see the module docstring): at most this many metadata cells
+            per batch element are keys, an evenly strided subsample when there are more; None: all.
     """
 
-    def __init__(self, dim: int, *, heads: int = 1, query_chunk: int = 4096) -> None:
+    def __init__(self, dim: int, *, heads: int = 1, query_chunk: int = 4096, max_keys: int | None = 1024) -> None:
         super().__init__()
         if dim % heads:
             raise RawMambaError(f"GEB: dim {dim} is not divisible by heads {heads}")
-        self.heads, self.query_chunk = heads, query_chunk
+        if max_keys is not None and (not isinstance(max_keys, int) or max_keys < 1):
+            raise RawMambaError(f"GEB: max_keys must be a positive int or None, got {max_keys!r}")
+        self.heads, self.query_chunk, self.max_keys = heads, query_chunk, max_keys
         self.q_proj = nn.Linear(dim, dim)
         self.k_proj = nn.Linear(dim, dim)
         self.v_proj = nn.Linear(dim, dim)
@@ -63,9 +73,12 @@ class GlobalEmbeddingBlock(nn.Module):
             return tokens.view(b, tokens.shape[1], heads, ch).transpose(1, 2)
 
         q = split(self.q_proj(query.permute(0, 1, 3, 4, 2).reshape(b, t * h * w, c)))
-        k = split(self.k_proj(key.flatten(2).transpose(1, 2)))
-        v = split(self.v_proj(value.flatten(2).transpose(1, 2)))
+        key, value = key.flatten(2).transpose(1, 2), value.flatten(2).transpose(1, 2)  # (B, S, C)
         keep = valid.flatten(1) > 0.5  # (B, S): only metadata cells are keys
+        if self.max_keys is not None and int(keep.sum(1).max()) > self.max_keys:
+            index, keep = budget_keys(keep, self.max_keys)
+            key, value = (tokens.gather(1, index[..., None].expand(-1, -1, c)) for tokens in (key, value))
+        k, v = split(self.k_proj(key)), split(self.v_proj(value))
         mask = None if bool(keep.all()) else keep[:, None, None, :]
         out = torch.cat(
             [
@@ -76,6 +89,26 @@ class GlobalEmbeddingBlock(nn.Module):
         )
         out = self.out_proj(out.transpose(1, 2).reshape(b, t * h * w, c))
         return out.view(b, t, h, w, c).permute(0, 1, 4, 2, 3)
+
+
+def budget_keys(keep: torch.Tensor, max_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """At most ``max_keys`` of each row's valid cells, evenly strided in raster order.
+
+    Args:
+        keep: ``(B, S)`` bool, the valid cells.
+        max_keys: the budget K.
+
+    Returns:
+        ``index (B, K)``: cell indices; ``kept (B, K)`` bool: which of them are keys. A row with
+        ``n > K`` valid cells keeps its valid cells number ``floor(i n / K)``, ``i < K`` (all distinct);
+        a row with ``n <= K`` keeps all of them, followed by unused entries (``kept`` False).
+    """
+    counts = keep.sum(1, keepdim=True)  # (B, 1)
+    valid_first = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)  # valid cells, raster order
+    slots = torch.arange(max_keys, device=keep.device)[None]  # (1, K)
+    strided = torch.div(slots * counts, max_keys, rounding_mode="floor")
+    rank = torch.where(counts > max_keys, strided, slots.clamp(max=keep.shape[1] - 1))
+    return valid_first.gather(1, rank), slots < counts
 
 
 def _repeat_frames(maps: torch.Tensor, frames: int) -> torch.Tensor:
@@ -143,6 +176,7 @@ class UnifiedMetadataEmbedding(nn.Module):
         colour_query: add f2(frame) to the query (see the module docstring).
         pe_temperature: positional-encoding temperature.
         query_chunk: GEB queries per attention call.
+        geb_max_keys: GEB key budget (None: every metadata cell is a key).
     """
 
     def __init__(
@@ -161,6 +195,7 @@ class UnifiedMetadataEmbedding(nn.Module):
         colour_query: bool = True,
         pe_temperature: float = 10000.0,
         query_chunk: int = 4096,
+        geb_max_keys: int | None = 1024,
     ) -> None:
         super().__init__()
         if not (use_geb or use_leb):
@@ -169,7 +204,11 @@ class UnifiedMetadataEmbedding(nn.Module):
         self.query_proj = nn.Conv2d(query_channels, dim, 1)
         self.f2 = MetadataEncoder(3, dim, hidden=meta_hidden, cell=cell)
         self.f3 = MetadataEncoder(raw_channels, dim, hidden=meta_hidden, cell=cell)
-        self.geb = GlobalEmbeddingBlock(dim, heads=geb_heads, query_chunk=query_chunk) if use_geb else None
+        self.geb = (
+            GlobalEmbeddingBlock(dim, heads=geb_heads, query_chunk=query_chunk, max_keys=geb_max_keys)
+            if use_geb
+            else None
+        )
         self.leb = (
             LocalEmbeddingBlock(dim, heads=leb_heads, points=leb_points, pe_temperature=pe_temperature)
             if use_leb
