@@ -183,3 +183,16 @@ def test_bundled_baselines_beat_their_floors_on_an_unseen_synthetic_image():
 
     assert score(blind, grid_meta) > score(InverseGamma(), grid_meta)
     assert score(cam, cam_meta) > score(SampleInterpolation(), cam_meta)
+
+
+def test_dense_training_metadata_gives_the_whole_frame_and_is_synthetic_only():
+    from rawmamba.train.config import load_config
+    from rawmamba.train.datasets import SyntheticPool, build_train_datasets
+
+    pool = SyntheticPool("image", count=1, size=32, patch=16, sampler="dense")
+    item = pool[0]
+    assert "meta_mask" not in item
+    assert torch.equal(item["meta_raw"], item["raw"][0]) and torch.equal(item["meta_srgb"], item["srgb"][0])
+    config = load_config(None, {"data": "cam", "data_root": "/nowhere", "sampler": "dense"})
+    with pytest.raises(RawMambaError, match="sampler=dense is offered by synthetic data only"):
+        build_train_datasets(config)
