@@ -30,13 +30,12 @@ import sys
 from pathlib import Path
 
 import torch
-from scan_cpu import cpu_model, time_it
+from scan_cpu import cpu_environment, time_it
 
 from rawmamba.allocator import reuse_freed_memory
 from rawmamba.metadata import grid_mask
 from rawmamba.models import create_model
 from rawmamba.ssm import DEFAULT_BACKEND, ENV_VAR, get_backend
-from rawmamba.train.checkpoint import code_version
 
 MODEL = "rawmamba_tiny"
 
@@ -126,12 +125,7 @@ def main() -> None:
     print(json.dumps(acceptance), file=sys.stderr)
     result = {
         "benchmark": f"{MODEL} CPU inference scaling",
-        "commit": code_version(),
-        "torch": torch.__version__,
-        "device": f"cpu: {cpu_model()}",
-        "threads": args.threads,
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_at_end": os.getloadavg()[0],
+        **cpu_environment(args.threads),
         "scan_backend": get_backend(os.environ.get(ENV_VAR, DEFAULT_BACKEND), device_type="cpu").name,
         "weights": "random (cost does not depend on them)",
         "image_metadata": "grid_mask: one sampled pixel per 8x8 cell",

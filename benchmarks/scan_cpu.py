@@ -40,6 +40,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_environment(threads) -> dict:
+    """The fields every CPU benchmark's JSON starts with: code version, torch, device, threads, load."""
+    return {
+        "commit": code_version(),
+        "torch": torch.__version__,
+        "device": f"cpu: {cpu_model()}",
+        "threads": threads,
+        "cpu_count": os.cpu_count(),
+        "load_average_1min_at_end": os.getloadavg()[0],
+    }
+
+
 def make_inputs(d: int, n: int, length: int, requires_grad: bool) -> dict:
     """Inputs shaped and scaled like a BiMamba layer's (softplus steps around 0.01-0.1, A = -(1..n))."""
     g = torch.Generator().manual_seed(0)
@@ -156,12 +168,7 @@ def main() -> None:
         rows += json.loads(subprocess.run(cmd, capture_output=False, stdout=subprocess.PIPE, check=True).stdout)
     result = {
         "benchmark": "selective_scan CPU",
-        "commit": code_version(),
-        "torch": torch.__version__,
-        "device": f"cpu: {cpu_model()}",
-        "threads": args.threads,
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_at_end": os.getloadavg()[0],
+        **cpu_environment(args.threads),
         "d": args.d,
         "n": args.n,
         "batch": 1,
