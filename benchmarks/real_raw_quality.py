@@ -12,6 +12,10 @@ white levels, white balance and, where known, colour matrix, so that LibRaw can 
 - metadata: one RAW sample per 8x8 cell (1.5625%) with a fixed seed;
 - scores under the CAM protocol (16-bit PSNR and SSIM over the whole image).
 
+RAWMamba runs as its checkpoint says (the bundled model: correction gate and sample refinement on) and again
+with ``sample_refinement = "none"``, the network's own output; the SAM-style baseline is the same refinement
+applied to a global colour fit instead of the network.
+
     .venv/bin/python benchmarks/real_raw_quality.py [--checkpoint CK] [--folder DIR]
 
 Writes ``benchmarks/results/real_raw_quality.{json,md}``. Needs rawpy.
@@ -104,7 +108,10 @@ def main() -> None:
         raise SystemExit(f"no .dng files or known headerless dumps in {args.folder}")
     scratch = tempfile.TemporaryDirectory()
     checkpoint = args.checkpoint or bundled_checkpoint()
-    methods = [NetworkMethod.from_checkpoint(checkpoint), GlobalColourFit(), SampleInterpolation(), SAMInterpolation()]
+    network_only = NetworkMethod.from_checkpoint(checkpoint, name="RAWMamba, no refinement")
+    network_only.model.sample_refinement = "none"
+    methods = [NetworkMethod.from_checkpoint(checkpoint), network_only, GlobalColourFit(), SampleInterpolation(),
+               SAMInterpolation()]
     rows = []
     for path in files:
         srgb, truth = load_pair(as_dng(path, Path(scratch.name)))

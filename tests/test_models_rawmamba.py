@@ -21,6 +21,7 @@ SMALL = {
     "d_state": 4,
     "ca_reduction": 2,
     "decoder_dims": (16, 8, 8),
+    "sample_refinement": "none",  # the network's own output; the refinement has its own tests
 }
 
 VARIANTS = {

@@ -6,8 +6,9 @@ space, so that nearby samples of similar colour dominate. Every pixel and sample
 
     f = [r, g, b, x * position_scale, y * position_scale]      (sRGB in [0, 1], x, y in pixels)
 
-and ``scipy.interpolate.RBFInterpolator`` (``neighbors`` nearest samples per pixel, exact interpolation,
-``smoothing = 0``) interpolates a target value from the samples to every pixel.
+and an RBF interpolant (``neighbors`` nearest samples per pixel, exact interpolation; the shared
+implementation is ``rawmamba.metadata.joint_interpolation``) carries a target value from the samples to every
+pixel.
 
 The target (argument ``target``) is, by default, the *difference* between the RAW and a global colour fit
 (``GlobalColourFit`` of ``global_degree`` on the samples): ``y - G(x)``. The global fit carries the colour
@@ -24,24 +25,16 @@ returns the sampled RAW at the sampled pixels (exact interpolation, up to float6
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from scipy.interpolate import RBFInterpolator
 
 from rawmamba.baselines.base import DerenderMethod
 from rawmamba.baselines.global_fit import GlobalColourFit, polynomial_features
 from rawmamba.errors import RawMambaError
+from rawmamba.metadata.joint_interpolation import KERNELS, interpolate_samples
 
 __all__ = ["SAMInterpolation", "TARGETS"]
 
 TARGETS = ("ratio", "difference", "raw")
-KERNELS = ("linear", "thin_plate_spline", "cubic", "quintic")
-
-
-def joint_features(srgb: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, position_scale: float) -> np.ndarray:
-    """``(N, 5)`` float64 features ``[r, g, b, x * s, y * s]`` of ``(N, 3)`` colours at pixel ``rows``/``cols``."""
-    position = torch.stack([cols, rows], dim=1).double() * position_scale
-    return torch.cat([srgb.double(), position], dim=1).numpy()
 
 
 class SAMInterpolation(DerenderMethod):
@@ -108,14 +101,12 @@ class SAMInterpolation(DerenderMethod):
         y_samples = metadata.raw.reshape(channels, *mask.shape)[:, rows, cols].T.double()
         coefficients = None if self.target == "raw" else self.global_fit.fit(x_samples, y_samples)
         values = self._encode(y_samples, self._baseline(x_samples, coefficients))
-        interpolator = RBFInterpolator(joint_features(x_samples, rows, cols, self.position_scale), values.numpy(),
-                                       neighbors=neighbors, kernel=self.kernel, degree=self.degree, smoothing=0.0)
-        frames, _, height, width = srgb.shape
-        grid_rows, grid_cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
         outputs = []
         for frame in srgb:
             x = frame.reshape(3, -1).T.double()
-            features = joint_features(x, grid_rows.reshape(-1), grid_cols.reshape(-1), self.position_scale)
-            raw = self._decode(torch.from_numpy(interpolator(features)), self._baseline(x, coefficients))
-            outputs.append(raw.T.reshape(channels, height, width))
+            value = interpolate_samples(frame, rows, cols, values, position_scale=self.position_scale,
+                                        neighbors=neighbors, kernel=self.kernel, degree=self.degree,
+                                        sample_srgb=x_samples)
+            raw = self._decode(value.reshape(channels, -1).T, self._baseline(x, coefficients))
+            outputs.append(raw.T.reshape(channels, *mask.shape))
         return torch.stack(outputs).clamp(0, 1).to(srgb.dtype)

@@ -27,6 +27,10 @@ Two more extensions build on the prior (both need it):
   correction the metadata does not confirm is damped toward the global fit; one it confirms is kept
   in full. Like dropout it acts in eval mode only: in training a clamped ``alpha = 0`` would cut the
   gradient exactly where the network is most wrong.
+One more, independent of the prior:
+- ``sample_refinement="rbf"`` (at inference, sampled metadata only): the residual left at the RAW
+  samples is interpolated to every pixel in joint colour + position space and added
+  (sample_refinement.py), so the output agrees with the stored samples; ``"none"`` turns it off.
 
 Image (T = 1, sampled metadata with a mask) and video (T >= 1, dense first-frame metadata with
 optical flow) run through the same weights. Inputs of any size are padded internally to a multiple of
@@ -51,6 +55,7 @@ from rawmamba.models.global_prior import GlobalColourPrior
 from rawmamba.models.lta_mamba import LTAMambaStack
 from rawmamba.models.optical_flow import DIS_PRESETS, dis_flow
 from rawmamba.models.padding import crop_to, pad_to_multiple
+from rawmamba.models.sample_refinement import REFINEMENTS, refine_on_samples
 from rawmamba.models.search_block import SearchBlock
 from rawmamba.models.ume import UnifiedMetadataEmbedding
 
@@ -105,6 +110,8 @@ class RAWMamba(nn.Module):
         prior_residual: f3 also reads the prior's residual on the metadata (with ``global_prior`` only).
         correction_gate: in eval mode, scale the correction by its least-squares weight on the metadata
             (with ``global_prior`` only).
+        sample_refinement: in eval mode with sampled metadata, ``"rbf"`` interpolates the residual at the
+            samples to every pixel and adds it; ``"none"``: the network's output as it is.
     """
 
     def __init__(
@@ -149,6 +156,7 @@ class RAWMamba(nn.Module):
         prior_max_pairs: int = 65_536,
         prior_residual: bool = True,
         correction_gate: bool = True,
+        sample_refinement: str = "rbf",
     ) -> None:
         super().__init__()
         self.config = {k: v for k, v in locals().items() if k not in ("self", "__class__", "encoder_weights")}
@@ -157,7 +165,10 @@ class RAWMamba(nn.Module):
             raise RawMambaError(f"flow_preset must be one of {sorted(DIS_PRESETS)}, got {flow_preset!r}")
         if not 0 <= mamba_stage <= 3 or not 0 <= ume_stage <= 3:
             raise RawMambaError(f"mamba_stage and ume_stage must be in 0..3, got {mamba_stage}, {ume_stage}")
+        if sample_refinement not in REFINEMENTS:
+            raise RawMambaError(f"sample_refinement must be one of {REFINEMENTS}, got {sample_refinement!r}")
         self.raw_channels, self.flow_preset = raw_channels, flow_preset
+        self.sample_refinement = sample_refinement
         self.agg_stages = list(range(mamba_stage, 4))
         self.ume_stage = ume_stage
         self.prior_residual = global_prior and prior_residual
@@ -279,10 +290,17 @@ class RAWMamba(nn.Module):
             ``(B, T, C_raw, H, W)`` RAW in [0, 1].
         """
         self._check_inputs(x, meta_srgb, meta_raw, meta_mask, flow)
-        if not self.correction_gate or self.training:
+        if self.training:
             return self._derender(x, meta_srgb, meta_raw, meta_mask, flow)[0]
         if meta_mask is not None:
-            return gate_correction(*self._derender(x, meta_srgb, meta_raw, meta_mask, flow), meta_raw, meta_mask)
+            raw, prior = self._derender(x, meta_srgb, meta_raw, meta_mask, flow)
+            if self.correction_gate:
+                raw = gate_correction(raw, prior, meta_raw, meta_mask)
+            if self.sample_refinement == "rbf":
+                raw = refine_on_samples(raw, x, meta_raw, meta_mask)
+            return raw
+        if not self.correction_gate:
+            return self._derender(x, meta_srgb, meta_raw, meta_mask, flow)[0]
         # Dense metadata: the metadata frame is the evidence; a window that does not start with it gets it
         # prepended (as every training clip starts with it), and its output dropped.
         anchored = torch.equal(x[:, 0], meta_srgb)

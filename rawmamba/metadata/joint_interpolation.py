@@ -1,0 +1,99 @@
+"""Interpolation of per-sample values to every pixel in a joint colour + position space (SAM-style).
+
+After Punnappurath & Brown (2021): every pixel and every RAW sample gets the feature
+
+    f = [r, g, b, x * position_scale, y * position_scale]      (sRGB in [0, 1], x, y in pixels)
+
+and a radial-basis-function interpolant (``scipy.interpolate.RBFInterpolator``, the ``neighbors`` nearest
+samples of each pixel, exact: ``smoothing = 0``) carries the samples' values to every pixel, so that nearby
+samples of similar colour dominate. With the default ``position_scale`` of 1/128, two neighbouring samples of
+an 8x8 grid are as far apart as a colour difference of 1/16. The default kernel is ``linear`` (``-r``) with a
+constant polynomial term (scale-free, no shape parameter; thin-plate splines need a degree-1 polynomial whose
+local systems are singular in flat regions).
+
+Users: the SAM-style baseline (``rawmamba.baselines.sam``), which interpolates the residual of a global colour
+fit, and RAWMamba's sample refinement (``rawmamba.models.sample_refinement``), which interpolates the
+residual of the network's own prediction. Arithmetic is float64 on the CPU; pixels are evaluated in chunks so
+that memory stays bounded for large images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.interpolate import RBFInterpolator
+
+from rawmamba.errors import RawMambaError
+
+__all__ = ["KERNELS", "joint_features", "interpolate_samples"]
+
+KERNELS = ("linear", "thin_plate_spline", "cubic", "quintic")
+# Pixels per evaluation chunk: the features (5 float64) plus scipy's per-query neighbour systems stay far under
+# a gigabyte.
+CHUNK_PIXELS = 1 << 18
+
+
+def joint_features(srgb: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, position_scale: float) -> np.ndarray:
+    """``(N, 5)`` float64 features ``[r, g, b, x * s, y * s]`` of ``(N, 3)`` colours at pixel ``rows``/``cols``."""
+    position = torch.stack([cols, rows], dim=1).double() * position_scale
+    return torch.cat([srgb.detach().cpu().double(), position], dim=1).numpy()
+
+
+def interpolate_samples(
+    srgb: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    values: torch.Tensor,
+    *,
+    position_scale: float = 1 / 128,
+    neighbors: int | None = 32,
+    kernel: str = "linear",
+    degree: int = 0,
+    sample_srgb: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Interpolate ``values`` known at the sample pixels to every pixel of ``srgb``.
+
+    Args:
+        srgb: ``(3, H, W)`` the image whose colours (at the samples and at every pixel) are the colour part of
+            the features.
+        rows, cols: ``(N,)`` the sample pixels.
+        values: ``(N, C)`` the values at those pixels.
+        position_scale: feature units per pixel of the position coordinates.
+        neighbors: samples used for each pixel (at most ``N``; ``None`` for one global system, slow).
+        kernel, degree: of the RBF (``KERNELS``; ``linear`` needs degree >= 0, the others >= 1 or 2).
+        sample_srgb: ``(N, 3)`` the samples' colours when they are not ``srgb``'s at the sample pixels (the
+            metadata of another frame); None: ``srgb``'s.
+
+    Returns:
+        ``(C, H, W)`` float64 on the CPU; equal to ``values`` at the sample pixels up to round-off.
+
+    Raises:
+        RawMambaError: no samples, mismatched lengths, or an unknown kernel.
+    """
+    if kernel not in KERNELS:
+        raise RawMambaError(f"joint interpolation: kernel must be one of {KERNELS}, got {kernel!r}")
+    count = rows.numel()
+    if count == 0 or cols.numel() != count or values.dim() != 2 or values.shape[0] != count:
+        raise RawMambaError(
+            f"joint interpolation: need N >= 1 sample rows, cols and (N, C) values, got {rows.numel()}, "
+            f"{cols.numel()} and {tuple(values.shape)}"
+        )
+    _, height, width = srgb.shape
+    rows, cols = rows.cpu(), cols.cpu()
+    colours = srgb.detach().cpu()
+    sample_colours = colours[:, rows, cols].T if sample_srgb is None else sample_srgb
+    interpolator = RBFInterpolator(
+        joint_features(sample_colours, rows, cols, position_scale),
+        values.detach().cpu().double().numpy(),
+        neighbors=None if neighbors is None else min(neighbors, count),
+        kernel=kernel,
+        degree=degree,
+        smoothing=0.0,
+    )
+    flat = colours.reshape(3, -1).T
+    out = np.empty((height * width, values.shape[1]))
+    for start in range(0, height * width, CHUNK_PIXELS):
+        index = torch.arange(start, min(start + CHUNK_PIXELS, height * width))
+        features = joint_features(flat[index], index // width, index % width, position_scale)
+        out[start : start + index.numel()] = interpolator(features)
+    return torch.from_numpy(out).T.reshape(values.shape[1], height, width)
