@@ -13,7 +13,7 @@ from rawmamba.data.io import write_image
 from rawmamba.errors import RawMambaError
 from rawmamba.infer import derender_stream, derender_tiled, feather_weights, iter_frames, tile_starts
 from rawmamba.inference import NetworkMethod
-from rawmamba.metadata import first_frame_metadata, grid_mask, sample_image_metadata, save_metadata
+from rawmamba.metadata import first_frame_metadata, grid_mask, load_metadata, sample_image_metadata, save_metadata
 from rawmamba.models import create_model
 from rawmamba.train.checkpoint import save_checkpoint
 
@@ -174,6 +174,19 @@ def test_derender_image_tiff_and_npy(files, tmp_path):
     assert np.abs(tiff.astype(np.float64) - npy * 65535).max() <= 0.5 + 1e-3
     assert main([*common, "--out", str(tmp_path / "tiled.npy"), "--tile", "32", "--overlap", "16"]) == 0
     assert np.load(tmp_path / "tiled.npy").shape == (40, 56, 3)
+
+
+def test_derender_refinement_flag_passes_through_the_samples_or_not(files, tmp_path):
+    common = ["derender", str(files / "image.png"), "--metadata", str(files / "image.meta.npz"),
+              "--checkpoint", str(files / "tiny3")]
+    assert main([*common, "--out", str(tmp_path / "rbf.npy"), "--refinement", "rbf"]) == 0
+    assert main([*common, "--out", str(tmp_path / "none.npy"), "--refinement", "none"]) == 0
+    meta = load_metadata(files / "image.meta.npz")
+    on = meta.mask[0] > 0
+    samples = meta.raw[:, on].T.numpy()
+    refined, plain = np.load(tmp_path / "rbf.npy")[on.numpy()], np.load(tmp_path / "none.npy")[on.numpy()]
+    assert np.abs(refined - samples).max() < 1e-4
+    assert np.abs(plain - samples).max() > 1e-2
 
 
 def test_derender_refuses_and_explains(files, tmp_path, capsys):
