@@ -88,12 +88,13 @@ class SyntheticPool(Dataset):
         self.kind = kind
         self.sampler = None if sampler == "dense" else resolve_sampler(sampler)
         self.transform = RandomCropFlip(size=(patch, patch), transpose=True)
+        self.seed: int | None = None  # of the augmentation: None draws afresh on every access (see item_generator)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict:
-        rng = item_generator(None, index)  # fresh augmentation every access
+        rng = item_generator(self.seed, index)
         item = self.transform({**self.items[index], "name": f"synthetic-{self.kind}-{index}"}, rng)
         if self.kind == "image" and self.sampler is not None:
             return add_image_metadata(item, self.sampler, rng)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from rawmamba.errors import RawMambaError
@@ -31,6 +31,7 @@ from rawmamba.models import create_model
 from rawmamba.train.checkpoint import load_matching_weights, load_weights, save_checkpoint
 from rawmamba.train.config import TrainConfig, save_config
 from rawmamba.train.datasets import build_train_datasets
+from rawmamba.train.epoch_seeding import EpochIndexSampler, EpochSeededItems
 
 
 def lr_at(epoch: int, config: TrainConfig) -> float:
@@ -112,24 +113,34 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if resume:
         if not last.with_suffix(".state.pt").exists():
             raise RawMambaError(f"--resume: no checkpoint to resume in {out_dir / 'checkpoints'}")
-        load_weights(model, last)
         state = torch.load(last.with_suffix(".state.pt"), map_location="cpu", weights_only=False)
+        if "model" in state:  # the weights of the same save as the optimiser (a kill between files cannot split them)
+            model.load_state_dict(state["model"])
+        else:
+            load_weights(model, last)
         optimizer.load_state_dict(state["optimizer"])
         step, start_epoch = state["step"], state["epoch"]
+        if "rng" in state:  # dropout / drop-path continue as they would have
+            torch.set_rng_state(state["rng"])
+            if device.type == "cuda" and "cuda_rng" in state:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
     if world > 1:
         model = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
 
+    # One process or many draw the same global batches: a DistributedSampler (also for one process) shuffles with
+    # (seed, epoch), rank r takes every world-th item; augmentation is a function of (seed, epoch, index) only
+    # (epoch_seeding.py), so a resumed run sees the data the uninterrupted one would.
     datasets = build_train_datasets(config)
-    generator = torch.Generator()
     samplers = [
-        DistributedSampler(dataset, num_replicas=world, rank=rank, seed=config.seed, drop_last=True)
-        if world > 1
-        else RandomSampler(dataset, generator=generator)
+        EpochIndexSampler(
+            DistributedSampler(dataset, num_replicas=world, rank=rank, seed=config.seed, drop_last=True),
+            len(dataset),
+        )
         for dataset in datasets
     ]
     loaders = [
         DataLoader(
-            dataset,
+            EpochSeededItems(dataset, seed=config.seed * len(datasets) + index),
             batch_size=config.batch_size // world,
             sampler=sampler,
             num_workers=config.num_workers,
@@ -137,7 +148,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             pin_memory=device.type == "cuda",
             persistent_workers=config.num_workers > 0,
         )
-        for dataset, sampler in zip(datasets, samplers, strict=True)
+        for index, (dataset, sampler) in enumerate(zip(datasets, samplers, strict=True))
     ]
     for dataset, loader in zip(datasets, loaders, strict=True):
         if len(loader) == 0:
@@ -151,7 +162,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     def save(epoch: int) -> None:
         info = {"config": dataclasses.asdict(config), "step": step, "epoch": epoch}
-        train_state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch}
+        weights = {name: t.detach().cpu() for name, t in getattr(model, "module", model).state_dict().items()}
+        train_state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "model": weights,
+                       "rng": torch.get_rng_state()}
+        if device.type == "cuda":
+            train_state["cuda_rng"] = torch.cuda.get_rng_state(device)
         save_checkpoint(last, model, **describe, info=info, train_state=train_state)
 
     total_steps = config.max_steps or config.epochs * steps_per_epoch
@@ -165,9 +180,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         if done:
             break
         for sampler in samplers:
-            if isinstance(sampler, DistributedSampler):
-                sampler.set_epoch(epoch)
-        generator.manual_seed(config.seed + epoch)  # the same order again after a resume
+            sampler.set_epoch(epoch)  # the same order and augmentation again after a resume
         for group in optimizer.param_groups:
             group["lr"] = lr_at(epoch, config)
         skip = step - epoch * steps_per_epoch  # batches of this epoch already done before a resume
@@ -188,13 +201,15 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             step += 1
             progress.update(1)
             done = step >= total_steps or (step % config.log_every == 0 and _time_is_up(started, config, device))
+            logged = step % config.log_every == 0
+            mean_loss = _mean_over_processes(loss.detach()) if logged and world > 1 else loss.detach()
             if main_process:
                 progress.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch)
-                if step % config.log_every == 0:
+                if logged:
                     record = {
                         "step": step,
                         "epoch": epoch,
-                        "loss": loss.item(),
+                        "loss": mean_loss.item(),  # of the global batch
                         "psnr": float(psnr(pred.detach().float().clamp(0, 1), target).mean()),
                         "lr": optimizer.param_groups[0]["lr"],
                         "seconds": round(time.monotonic() - started, 2),
@@ -219,6 +234,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return last.with_suffix(".safetensors")
+
+
+def _mean_over_processes(value: torch.Tensor) -> torch.Tensor:
+    """The mean of ``value`` over the torchrun processes (sync point): the loss of the whole global batch."""
+    total = value.clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()
 
 
 def _time_is_up(started: float, config: TrainConfig, device: torch.device) -> bool:
