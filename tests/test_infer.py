@@ -234,3 +234,40 @@ def test_derender_image_with_packed_metadata_writes_mosaic(files, tmp_path):
                  "--checkpoint", str(files / "tiny4")]) == 0
     mosaic = tifffile.imread(out)
     assert mosaic.dtype == np.uint16 and mosaic.shape == (40, 56)
+
+
+def test_bad_input_gives_one_clear_error_and_writes_nothing(files, tmp_path, capsys):
+    """Issue 4's list: metadata for another image size (above), RAW with the wrong channel count, a truncated
+    checkpoint, a checkpoint of another variant, an unknown config key."""
+
+    def refused(args: list[str], *names: str) -> None:
+        assert main(args) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("rawmamba "), err  # one line
+        assert all(name in err for name in names), err
+
+    image = ["derender", str(files / "image.png"), "--metadata", str(files / "image.meta.npz"),
+             "--out", str(tmp_path / "raw.tiff")]
+
+    truncated = tmp_path / "truncated"
+    for suffix in (".json", ".safetensors"):
+        (truncated.with_suffix(suffix)).write_bytes((files / "tiny3").with_suffix(suffix).read_bytes())
+    weights = truncated.with_suffix(".safetensors")
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    refused([*image, "--checkpoint", str(truncated)], "truncated.safetensors")
+
+    other_variant = tmp_path / "variant"  # the description of the 4-channel network, the weights of the 3-channel
+    other_variant.with_suffix(".json").write_bytes((files / "tiny4").with_suffix(".json").read_bytes())
+    other_variant.with_suffix(".safetensors").write_bytes((files / "tiny3").with_suffix(".safetensors").read_bytes())
+    refused([*image, "--checkpoint", str(other_variant)], "variant.safetensors", "do not fit")
+
+    two_channels = tmp_path / "raw2.npy"
+    np.save(two_channels, np.zeros((32, 48, 2), np.float32))
+    frames = files / "rvd" / "Part2" / "test" / "sRGB" / "video_0000"
+    refused(["derender", str(frames), "--first-raw", str(two_channels), "--out", str(tmp_path / "frames"),
+             "--checkpoint", str(files / "tiny3")], "raw2.npy")
+
+    refused(["train", "--config", "configs/synthetic_image.yaml", "--no_such_key=1", f"--out_dir={tmp_path / 'run'}"],
+            "no_such_key")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw2.npy", "truncated.json", "truncated.safetensors",
+                                                          "variant.json", "variant.safetensors"]

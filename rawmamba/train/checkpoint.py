@@ -121,10 +121,20 @@ def _read_weights(path: str | Path) -> tuple[Path, dict[str, torch.Tensor]]:
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load ``<stem>.safetensors`` into ``model`` strictly, with errors that name the file."""
     weights_path, state = _read_weights(path)
-    try:
-        _unwrap(model).load_state_dict(state)
-    except RuntimeError as error:
-        raise RawMambaError(f"checkpoint weights {weights_path} do not fit the model: {error}") from None
+    target = _unwrap(model).state_dict()
+    reshaped = [name for name in target if name in state and state[name].shape != target[name].shape]
+    missing = [name for name in target if name not in state]
+    unexpected = [name for name in state if name not in target]
+    if reshaped or missing or unexpected:
+        example = (f"e.g. {reshaped[0]}: {tuple(state[reshaped[0]].shape)} in the file, "
+                   f"{tuple(target[reshaped[0]].shape)} in the model" if reshaped else
+                   f"e.g. {(missing or unexpected)[0]}")
+        raise RawMambaError(
+            f"checkpoint weights {weights_path} do not fit the model {type(_unwrap(model)).__name__}: "
+            f"{len(reshaped)} tensors of another shape, {len(missing)} missing, {len(unexpected)} unexpected "
+            f"({example}); is it a checkpoint of another variant?"
+        )
+    _unwrap(model).load_state_dict(state)
 
 
 def load_matching_weights(
