@@ -21,6 +21,7 @@ from rawmamba.errors import RawMambaError
 from rawmamba.evaluate import check_results_free, evaluate, format_markdown, write_results
 from rawmamba.infer import precision_context, resolve_device
 from rawmamba.metrics import MetricTable
+from rawmamba.models.sample_refinement import REFINEMENTS
 from rawmamba.train.checkpoint import read_description
 
 BASELINES = {"global-fit": GlobalColourFit, "interpolation": SampleInterpolation, "inverse-gamma": InverseGamma}
@@ -71,7 +72,7 @@ def _run(args) -> int:
                "seed": args.seed, "sampler": args.sampler, "tile": args.tile, "overlap": args.overlap}
     tables: dict[str, MetricTable] = {}
     for path, label in zip(paths, labels, strict=True):
-        method = NetworkMethod.from_checkpoint(path, device=device, name=label)
+        method = NetworkMethod.from_checkpoint(path, device=device, name=label, sample_refinement=args.refinement)
         variants = [method]
         if args.finetune_steps > 0 and method.learned_sampler:
             variants.append(NetworkMethod(method.model, name=f"{label}+ft", device=device,
@@ -121,6 +122,9 @@ def register(subparsers) -> None:
     parser.add_argument("--cameras", nargs="+", help="CAM cameras to evaluate (default: all)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="bf16: autocast (GPU)")
+    parser.add_argument("--refinement", choices=REFINEMENTS,
+                        help="RAWMamba's sample refinement on sampled metadata: 'none' scores the network alone "
+                        "(the paper's tables), 'rbf' with it (default: each checkpoint's setting; RAWMamba's is rbf)")
     parser.add_argument("--limit", type=int, help="only the first N images (CAM) or videos (RVD)")
     parser.add_argument("--window", type=int, default=5, help="video frames per network call")
     parser.add_argument("--seed", type=int, default=0, help="base seed of the per-image metadata")

@@ -125,12 +125,8 @@ def _load_method(args, device: torch.device):
     from rawmamba.inference import NetworkMethod, bundled_checkpoint
 
     checkpoint = args.checkpoint or bundled_checkpoint()
-    method = NetworkMethod.from_checkpoint(checkpoint, device=device, name=Path(checkpoint).stem)
-    if args.refinement is not None:
-        if not hasattr(method.model, "sample_refinement"):
-            raise RawMambaError(f"--refinement: the network of {checkpoint} has no sample refinement")
-        method.model.sample_refinement = args.refinement
-    return method
+    return NetworkMethod.from_checkpoint(checkpoint, device=device, name=Path(checkpoint).stem,
+                                         sample_refinement=args.refinement)
 
 
 def _derender_image(args, device: torch.device) -> int:

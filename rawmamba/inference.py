@@ -24,6 +24,7 @@ from rawmamba.baselines.base import DerenderMethod, as_frames
 from rawmamba.baselines.online_finetune import finetune_on_samples
 from rawmamba.errors import RawMambaError
 from rawmamba.metadata import sample_image_metadata
+from rawmamba.models.sample_refinement import REFINEMENTS
 from rawmamba.train.checkpoint import load_model
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
@@ -69,9 +70,16 @@ class NetworkMethod(DerenderMethod):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu", name: str = "RAWMamba",
-                        **options):
-        """The network of a checkpoint (``options``: ``finetune_steps``, ``finetune_lr``)."""
+                        sample_refinement: str | None = None, **options):
+        """The network of a checkpoint (``options``: ``finetune_steps``, ``finetune_lr``); ``sample_refinement``
+        (``"rbf"`` or ``"none"``) overrides the checkpoint's setting of a RAWMamba, None keeps it."""
         model, _ = load_model(path, map_location=device)
+        if sample_refinement is not None:
+            if not hasattr(model, "sample_refinement"):
+                raise RawMambaError(f"the network of {path} has no sample refinement to set")
+            if sample_refinement not in REFINEMENTS:
+                raise RawMambaError(f"sample_refinement must be one of {REFINEMENTS}, got {sample_refinement!r}")
+            model.sample_refinement = sample_refinement
         return cls(model, name=name, device=device, **options)
 
     @property

@@ -112,3 +112,15 @@ def test_rawmamba_leaves_dense_video_metadata_unrefined():
 def test_unknown_refinement_is_refused():
     with pytest.raises(RawMambaError, match="sample_refinement"):
         create_model("rawmamba_tiny", **SMALL, sample_refinement="bilateral")
+
+
+def test_checkpoint_setting_can_be_overridden_and_is_checked():
+    from rawmamba.inference import NetworkMethod, bundled_checkpoint
+
+    assert NetworkMethod.from_checkpoint(bundled_checkpoint()).model.sample_refinement == "rbf"
+    method = NetworkMethod.from_checkpoint(bundled_checkpoint(), sample_refinement="none")
+    assert method.model.sample_refinement == "none"
+    with pytest.raises(RawMambaError, match="one of"):
+        NetworkMethod.from_checkpoint(bundled_checkpoint(), sample_refinement="bilateral")
+    with pytest.raises(RawMambaError, match="no sample refinement"):
+        NetworkMethod.from_checkpoint(bundled_checkpoint("cam_unet"), sample_refinement="none")
