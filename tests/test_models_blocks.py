@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from rawmamba.errors import RawMambaError
-from rawmamba.models.decoder import Decoder3d, base_colour_map, conv_volume, tone_curve
+from rawmamba.models.decoder import Decoder3d, base_colour_map, tone_curve
 from rawmamba.models.deformable_attention import DeformableAttention, deformable_attention
 from rawmamba.models.encoders import ConvNeXtEncoder, masked_cell_pool
 from rawmamba.models.optical_flow import dis_flow, downsample_flow, flow_warp
@@ -232,14 +232,6 @@ def test_convnext_encoder_features_and_local_weights(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(RawMambaError, match="cannot read"):
         ConvNeXtEncoder(**TINY_ENCODER, weights=bad)
-
-
-def test_conv_volume_single_frame_fast_path_is_exact():
-    conv = torch.nn.Conv3d(6, 5, (3, 3, 3), padding=(1, 1, 1))
-    x = torch.randn(2, 6, 1, 9, 11)
-    assert torch.allclose(conv_volume(conv, x), conv(x), atol=1e-5)
-    clip = torch.randn(1, 6, 3, 9, 11)
-    assert torch.equal(conv_volume(conv, clip), conv(clip))
 
 
 def test_tone_curve_interpolates_its_knots():

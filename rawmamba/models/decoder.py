@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rawmamba.errors import RawMambaError
+from rawmamba.models.volume_conv import conv_volume
 
 
 def base_colour_map(raw_channels: int) -> torch.Tensor:
@@ -61,20 +62,6 @@ def tone_curve(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
     v0, v1 = knots.gather(1, lo), knots.gather(1, lo + 1)
     out = v0 + (pos - lo) * (v1 - v0)
     return out.view(moved.shape).movedim(0, -3)
-
-
-def conv_volume(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
-    """Apply a stride-1, temporally zero-padded ``conv`` to ``x (B, C, T, H, W)``.
-
-    Fast path (performance): for ``T = 1`` only the kernel's centre time slice meets data, so the
-    result equals a 2-D convolution with that slice, which is exact and on the CPU about 20x faster
-    than PyTorch's ``conv3d`` on a single frame.
-    """
-    if x.shape[2] != 1:
-        return conv(x)
-    kt = conv.kernel_size[0]
-    out = F.conv2d(x[:, :, 0], conv.weight[:, :, kt // 2], conv.bias, padding=conv.padding[1:])
-    return out.unsqueeze(2)
 
 
 class ConvBlock3d(nn.Module):

@@ -16,6 +16,8 @@ squeeze-excitation channel attention. Choices the paper leaves open, as argument
   spatio-temporal) or ``"2d"`` (kernel ``1 x k x k``, each frame on its own). For ``t = 1`` both see the
   same pixels (zero padding in time).
 - the closing conv is a dense (not depth-wise) conv with no residual, as the paper describes it.
+- (performance only) the convs run through :func:`rawmamba.models.volume_conv.conv_volume`: the same
+  ``nn.Conv3d``, computed as per-frame 2-D convs on the CPU and for ``t = 1``.
 
 Ablation switches (paper Table 3): ``local_scan=False`` / ``global_scan=False`` remove that block and its
 parameters; ``tone_aware=False`` is the plain Mamba variant: raster scans in both blocks, no channel attention.
@@ -30,6 +32,7 @@ from rawmamba.errors import RawMambaError
 from rawmamba.models.bimamba import BiMamba
 from rawmamba.models.channel_attention import ChannelAttention
 from rawmamba.models.scan_order import from_sequence, hilbert_order, raster_order, to_sequence
+from rawmamba.models.volume_conv import conv_volume
 
 SCAN_ORDERS = {"hilbert": hilbert_order, "raster": raster_order}
 CONV_MODES = ("3d", "2d")
@@ -118,7 +121,7 @@ class LocalMambaBlock(_MambaBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(b, c, t, h, w) -> same shape."""
         f1 = self.ssm_residual(x)
-        return f1 + self.dwconv(norm_volume(self.norm_conv, f1))
+        return f1 + conv_volume(self.dwconv, norm_volume(self.norm_conv, f1))
 
 
 class GlobalMambaBlock(_MambaBlock):
@@ -151,7 +154,7 @@ class GlobalMambaBlock(_MambaBlock):
         """(b, c, t, h, w) -> same shape."""
         f3 = self.ssm_residual(x)
         mixed = f3 if self.channel_attention is None else f3 + self.channel_attention(x)
-        return f3 + self.dwconv(norm_volume(self.norm_conv, mixed))
+        return f3 + conv_volume(self.dwconv, norm_volume(self.norm_conv, mixed))
 
 
 class LTAMamba(nn.Module):
@@ -212,7 +215,7 @@ class LTAMamba(nn.Module):
             x = self.local_block(x)
         if self.global_block is not None:
             x = self.global_block(x)
-        return self.conv(x)
+        return conv_volume(self.conv, x)
 
 
 class LTAMambaStack(nn.Module):

@@ -1,0 +1,95 @@
+"""3-D convolution of a feature volume ``(B, C, T, H, W)`` as a sum of per-frame 2-D convolutions.
+
+A performance path only (not part of the paper): the result is the same convolution as ``nn.Conv3d``, up to
+float rounding, and it is differentiable in the input, the weight and the bias.
+
+Why: PyTorch (2.x) sends a float32 ``conv3d`` on the CPU to oneDNN only when the batch is > 1, the conv is
+grouped, or ``B * C * T * H > 20480`` (ATen's ``ConvParams::use_mkldnn``); otherwise it takes the native
+``slow_conv3d``, which unfolds the whole volume (``C * kt * kh * kw`` rows) and is about 10x slower (20-40x
+for a single frame). In the decoder and LTA-Mamba of ``rawmamba_tiny`` on a 256x256 clip that is every dense
+3x3x3 conv for T = 2, most of them for T = 4 and the low-resolution ones up to T = 10, so a clip cost 2.7x
+more per frame at T = 2 than at T = 32. Measured (one thread, 2-core AMD EPYC, ms per frame, conv3d / this
+path): 32 -> 16 channels 3x3x3 at 256x256: T = 2 193 / 18, T = 8 27 / 30, T = 32 31 / 31; 32 -> 32 at
+64x64: T = 2 11.4 / 1.7, T = 32 2.1 / 2.5; depth-wise 32 channels at 64x64: about equal (~1 ms) at every T.
+The per-frame cost of this path hardly depends on T (the first and last frames skip the taps that fall in
+the zero padding).
+
+How: with zero padding ``kt // 2`` in time and stride 1, output frame ``j`` is
+``sum_i conv2d(x[:, :, j + i - kt // 2], weight[:, :, i])`` over the taps ``i`` whose input frame exists
+(the others read zeros), plus the bias once; groups carry over unchanged. Each conv2d takes one frame of
+every batch item: folding many frames into one batch made oneDNN switch (at about 32 MB of input in our
+measurements) to an algorithm that costs 2x more per frame, so one call per frame and tap is simpler and faster.
+
+:func:`conv_volume` picks the path: a single frame always goes through the centre tap alone (the other taps
+only meet the zero padding; on any device, as the decoder did before; about 20x faster than ``conv3d`` on
+the CPU); longer clips on the CPU go frame by frame unless the
+kernel is 1x1x1 (for that ``slow_conv3d`` is one matrix product and faster); other devices keep
+``conv3d`` (not measured there). Convs the identity does not cover (stride or dilation not 1, padding mode
+not zeros, padding given as a string, time padding other than ``kt // 2`` with odd ``kt``) keep ``conv3d``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv3d_per_frame(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    padding: tuple[int, int] = (0, 0),
+    groups: int = 1,
+) -> torch.Tensor:
+    """``F.conv3d(x, weight, bias, padding=(kt // 2, *padding), groups=groups)`` as per-frame ``conv2d``.
+
+    Args:
+        x: ``(B, C, T, H, W)``.
+        weight: ``(C_out, C / groups, kt, kh, kw)`` with ``kt`` odd.
+        bias: ``(C_out,)`` or None.
+        padding: zero padding along ``(H, W)``; time is zero-padded by ``kt // 2`` (same length).
+        groups: as for ``conv3d``.
+
+    Returns:
+        ``(B, C_out, T, H', W')``, contiguous.
+    """
+    kt = weight.shape[2]
+    if kt % 2 == 0:
+        raise ValueError(f"conv3d_per_frame: temporal kernel size must be odd, got {kt}")
+    t, centre = x.shape[2], kt // 2
+    frames = x.permute(2, 0, 1, 3, 4).contiguous()  # (T, B, C, H, W): each frame contiguous; no copy if T = 1
+    taps = weight.unbind(2)
+    outs = []
+    for j in range(t):
+        out = F.conv2d(frames[j], taps[centre], bias, padding=padding, groups=groups)
+        for i in range(kt):
+            s = j + i - centre
+            if i != centre and 0 <= s < t:  # taps outside the clip read the zero padding
+                out += F.conv2d(frames[s], taps[i], None, padding=padding, groups=groups)  # conv2d keeps no output
+        outs.append(out)
+    return outs[0].unsqueeze(2) if t == 1 else torch.stack(outs, dim=2)
+
+
+def per_frame_applies(conv: nn.Conv3d) -> bool:
+    """Whether :func:`conv3d_per_frame` computes ``conv``: stride and dilation 1, zero padding ``kt // 2`` in time."""
+    kt = conv.kernel_size[0]
+    return (
+        conv.stride == (1, 1, 1)
+        and conv.dilation == (1, 1, 1)
+        and conv.padding_mode == "zeros"
+        and not isinstance(conv.padding, str)
+        and kt % 2 == 1
+        and conv.padding[0] == kt // 2
+    )
+
+
+def conv_volume(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)`` for ``x (B, C, T, H, W)``, per frame where that is faster (see the module docstring)."""
+    if x.dim() != 5 or not per_frame_applies(conv):
+        return conv(x)
+    single = x.shape[2] == 1
+    pointwise = conv.kernel_size == (1, 1, 1)
+    if single or (x.device.type == "cpu" and not pointwise):
+        return conv3d_per_frame(x, conv.weight, conv.bias, conv.padding[1:], conv.groups)
+    return conv(x)
