@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/scaling_cpu.py [--threads 2] [--sizes 256 512 1024 2048]
         [--frames 1 2 4 8 16 32] [--video-size 256 256] [--given-flow] [--default-allocator] [--repeats 3]
-        [--out benchmarks/results/scaling_cpu.json]
+        [--sample-refinement none|rbf] [--out benchmarks/results/scaling_cpu.json]
 
-Images: one 3-channel frame of S x S with sampled grid metadata (one pixel per 8x8 cell, ``grid_mask``).
+Images: one 3-channel frame of S x S with sampled grid metadata (one pixel per 8x8 cell, ``grid_mask``); the
+network alone unless ``--sample-refinement rbf`` (RAWMamba's eval-time refinement, scipy, on by default in the
+model, is not what this benchmark is about: it costs about 20 us per pixel by itself).
 Videos: T frames of ``--video-size`` with dense first-frame metadata; the model computes the flow with OpenCV DIS
 as at inference (``--given-flow`` passes a zero flow instead, leaving DIS out). Random weights (the cost does
 not depend on them), eval mode, ``torch.no_grad``. Each case runs in a fresh process: one warm-up forward (it
@@ -35,6 +37,7 @@ from scan_cpu import cpu_environment, time_it
 from rawmamba.allocator import reuse_freed_memory
 from rawmamba.metadata import grid_mask
 from rawmamba.models import create_model
+from rawmamba.models.sample_refinement import REFINEMENTS
 from rawmamba.ssm import DEFAULT_BACKEND, ENV_VAR, get_backend
 
 MODEL = "rawmamba_tiny"
@@ -57,7 +60,7 @@ def run_case(kind: str, frames: int, h: int, w: int, args: argparse.Namespace) -
     torch.set_num_threads(args.threads)
     if not args.default_allocator:
         reuse_freed_memory()
-    model = create_model(MODEL).eval()
+    model = create_model(MODEL, sample_refinement=args.sample_refinement).eval()
     batch = case_inputs(kind, frames, h, w, args.given_flow)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with torch.no_grad():
@@ -93,6 +96,9 @@ def main() -> None:
     parser.add_argument("--given-flow", action="store_true", help="pass a zero flow (no OpenCV DIS)")
     parser.add_argument("--default-allocator", action="store_true", help="keep glibc's default heap settings")
     parser.add_argument("--repeats", type=int, default=3, help="timed forwards per case (median)")
+    parser.add_argument("--sample-refinement", choices=REFINEMENTS, default="none",
+                        help="RAWMamba's eval-time sample refinement of image metadata (scipy, about 20 us per pixel "
+                        "on its own); none: the network alone")
     parser.add_argument("--worker", nargs=4, metavar=("KIND", "T", "H", "W"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scaling_cpu.json"))
     args = parser.parse_args()
@@ -106,6 +112,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--worker", *map(str, case), "--threads", str(args.threads)]
         cmd += ["--repeats", str(args.repeats)] + (["--given-flow"] if args.given_flow else [])
         cmd += ["--default-allocator"] if args.default_allocator else []
+        cmd += ["--sample-refinement", args.sample_refinement]
         row = json.loads(subprocess.run(cmd, stdout=subprocess.PIPE, check=True).stdout)
         rows.append(row)
         print(
@@ -129,6 +136,7 @@ def main() -> None:
         "scan_backend": get_backend(os.environ.get(ENV_VAR, DEFAULT_BACKEND), device_type="cpu").name,
         "weights": "random (cost does not depend on them)",
         "image_metadata": "grid_mask: one sampled pixel per 8x8 cell",
+        "sample_refinement": args.sample_refinement,
         "video_metadata": "dense first frame",
         "video_flow": "given (zero)" if args.given_flow else "computed by the model with OpenCV DIS",
         "allocator": "glibc default" if args.default_allocator else "rawmamba.allocator.reuse_freed_memory()",

@@ -38,7 +38,7 @@ SCAN_ORDERS = {"hilbert": hilbert_order, "raster": raster_order}
 CONV_MODES = ("3d", "2d")
 
 
-def volume_conv(dim: int, mode: str, kernel_size: int, depthwise: bool) -> nn.Conv3d:
+def same_size_conv3d(dim: int, mode: str, kernel_size: int, depthwise: bool) -> nn.Conv3d:
     """A same-size conv on (b, dim, t, h, w): ``"3d"`` kernel k^3, ``"2d"`` kernel 1 x k x k (per frame)."""
     if mode not in CONV_MODES:
         raise RawMambaError(f"argument conv_mode must be one of {CONV_MODES}, got {mode!r}")
@@ -83,7 +83,7 @@ class _MambaBlock(nn.Module):
             dim, d_state=d_state, d_conv=d_conv, expand=expand, bidirectional=bidirectional, backend=backend
         )
         self.norm_conv = nn.LayerNorm(dim)
-        self.dwconv = volume_conv(dim, conv_mode, dw_kernel, depthwise=True)
+        self.dwconv = same_size_conv3d(dim, conv_mode, dw_kernel, depthwise=True)
 
     def ssm_residual(self, x: torch.Tensor) -> torch.Tensor:
         """``x + SSM(LN(x))`` with tokens in this block's scan order; volume in, volume out."""
@@ -205,7 +205,7 @@ class LTAMamba(nn.Module):
         self.global_block = (
             GlobalMambaBlock(channel_attention=tone_aware, reduction=reduction, **common) if global_scan else None
         )
-        self.conv = volume_conv(dim, conv_mode, out_kernel, depthwise=False)
+        self.conv = same_size_conv3d(dim, conv_mode, out_kernel, depthwise=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(b, dim, t, h, w) -> same shape."""
