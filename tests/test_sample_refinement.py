@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from test_models_rawmamba import SMALL as NETWORK_ONLY
 
 from rawmamba.errors import RawMambaError
 from rawmamba.metadata import grid_mask
@@ -9,17 +10,7 @@ from rawmamba.metadata.joint_interpolation import interpolate_samples
 from rawmamba.models import create_model
 from rawmamba.models.sample_refinement import refine_on_samples
 
-SMALL = {
-    "encoder_depths": (1, 1, 1, 1),
-    "encoder_dims": (8, 16, 32, 64),
-    "embed_dim": 16,
-    "meta_hidden": 8,
-    "leb_heads": 2,
-    "mamba_dim": 16,
-    "mamba_depth": 1,
-    "d_state": 4,
-    "decoder_dims": (16, 8, 8),
-}
+SMALL = {**NETWORK_ONLY, "sample_refinement": "rbf"}
 
 
 def smooth_scene(h: int = 48, w: int = 64, seed: int = 0):
@@ -111,7 +102,7 @@ def test_rawmamba_leaves_dense_video_metadata_unrefined():
 
 def test_unknown_refinement_is_refused():
     with pytest.raises(RawMambaError, match="sample_refinement"):
-        create_model("rawmamba_tiny", **SMALL, sample_refinement="bilateral")
+        create_model("rawmamba_tiny", **{**SMALL, "sample_refinement": "bilateral"})
 
 
 def test_checkpoint_setting_can_be_overridden_and_is_checked():
