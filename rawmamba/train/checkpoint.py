@@ -3,7 +3,8 @@
 A checkpoint is two files with one stem, ``<stem>.safetensors`` (the model weights) and
 ``<stem>.json`` (model name and constructor arguments, training config, step, epoch, code version),
 so :func:`load_model` rebuilds the network without the original command line. Training state for
-``--resume`` (optimiser, scheduler, random generators) goes to a third file, ``<stem>.state.pt``.
+``--resume`` (optimiser, random generator state, and a copy of the weights, so that one atomic file holds a
+consistent state however a run was stopped) goes to a third file, ``<stem>.state.pt``.
 Every file is written to a temporary name and renamed, so an interrupted save never leaves a
 half-written checkpoint behind.
 """
