@@ -91,7 +91,8 @@ def _run(args) -> int:
     print(format_markdown(tables, title=title))
     markdown, json_path = write_results(out, tables, title=title, force=args.force, data=str(data),
                                         checkpoints={label: str(p) for label, p in zip(labels, paths, strict=True)},
-                                        precision=args.precision, **options)
+                                        precision=args.precision,
+                                        sample_refinement=args.refinement or "as each checkpoint says", **options)
     print(f"wrote {markdown} and {json_path}")
     return 0
 
