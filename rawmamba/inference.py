@@ -24,7 +24,6 @@ from rawmamba.baselines.base import DerenderMethod, as_frames
 from rawmamba.baselines.online_finetune import finetune_on_samples
 from rawmamba.errors import RawMambaError
 from rawmamba.metadata import sample_image_metadata
-from rawmamba.models.sample_refinement import REFINEMENTS
 from rawmamba.train.checkpoint import load_model
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
@@ -77,9 +76,7 @@ class NetworkMethod(DerenderMethod):
         if sample_refinement is not None:
             if not hasattr(model, "sample_refinement"):
                 raise RawMambaError(f"the network of {path} has no sample refinement to set")
-            if sample_refinement not in REFINEMENTS:
-                raise RawMambaError(f"sample_refinement must be one of {REFINEMENTS}, got {sample_refinement!r}")
-            model.sample_refinement = sample_refinement
+            model.sample_refinement = sample_refinement  # the model checks the value
         return cls(model, name=name, device=device, **options)
 
     @property

@@ -93,7 +93,6 @@ class SAMInterpolation(DerenderMethod):
         self.check(srgb, metadata)
         mask = metadata.mask.reshape(metadata.mask.shape[-2:]) > 0
         rows, cols = torch.nonzero(mask, as_tuple=True)
-        neighbors = self.neighbors if self.neighbors is None else min(self.neighbors, rows.numel())
         if rows.numel() < 8:
             raise RawMambaError(f"sam needs at least 8 samples, the metadata has {rows.numel()}")
         channels = metadata.raw.shape[-3]
@@ -105,7 +104,7 @@ class SAMInterpolation(DerenderMethod):
         for frame in srgb:
             x = frame.reshape(3, -1).T.double()
             value = interpolate_samples(frame, rows, cols, values, position_scale=self.position_scale,
-                                        neighbors=neighbors, kernel=self.kernel, degree=self.degree,
+                                        neighbors=self.neighbors, kernel=self.kernel, degree=self.degree,
                                         sample_srgb=x_samples)
             raw = self._decode(value.reshape(channels, -1).T, self._baseline(x, coefficients))
             outputs.append(raw.T.reshape(channels, *mask.shape))

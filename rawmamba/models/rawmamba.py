@@ -165,10 +165,8 @@ class RAWMamba(nn.Module):
             raise RawMambaError(f"flow_preset must be one of {sorted(DIS_PRESETS)}, got {flow_preset!r}")
         if not 0 <= mamba_stage <= 3 or not 0 <= ume_stage <= 3:
             raise RawMambaError(f"mamba_stage and ume_stage must be in 0..3, got {mamba_stage}, {ume_stage}")
-        if sample_refinement not in REFINEMENTS:
-            raise RawMambaError(f"sample_refinement must be one of {REFINEMENTS}, got {sample_refinement!r}")
         self.raw_channels, self.flow_preset = raw_channels, flow_preset
-        self.sample_refinement = sample_refinement
+        self.sample_refinement = sample_refinement  # checked by the property's setter
         self.agg_stages = list(range(mamba_stage, 4))
         self.ume_stage = ume_stage
         self.prior_residual = global_prior and prior_residual
@@ -233,6 +231,17 @@ class RAWMamba(nn.Module):
             temporal_kernel=temporal_kernel,
             prior=global_prior,
         )
+
+    @property
+    def sample_refinement(self) -> str:
+        """``"rbf"`` or ``"none"``: whether eval-mode output on sampled metadata is refined (settable)."""
+        return self._sample_refinement
+
+    @sample_refinement.setter
+    def sample_refinement(self, value: str) -> None:
+        if value not in REFINEMENTS:
+            raise RawMambaError(f"sample_refinement must be one of {REFINEMENTS}, got {value!r}")
+        self._sample_refinement = value
 
     def _check_inputs(
         self,
