@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from rawmamba.baselines import GlobalColourFit, InverseGamma, SampleInterpolation, polynomial_features
+from rawmamba.baselines.global_fit import apply_polynomial
 from rawmamba.errors import RawMambaError
 from rawmamba.isp import srgb_oetf
 from rawmamba.metadata import first_frame_metadata, grid_mask, sample_image_metadata
@@ -19,6 +20,28 @@ def test_polynomial_features_count_and_values():
     features = polynomial_features(rgb, 2)
     assert features.shape == (1, 10)  # 1 + 3 + 6 monomials
     assert set(features[0].tolist()) == {1.0, 2.0, 3.0, 5.0, 4.0, 6.0, 10.0, 9.0, 15.0, 25.0}
+
+
+def test_polynomial_features_along_any_dim_agree_with_and_without_autograd():
+    rgb = torch.rand(2, 5, 3, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    channel_last = polynomial_features(rgb.movedim(2, -1), 3)
+    planes = polynomial_features(rgb, 3, dim=2)  # written in place (no autograd)
+    assert planes.shape == (2, 5, 20, 7)
+    assert torch.equal(planes.movedim(2, -1), channel_last)
+    tracked = rgb.clone().requires_grad_()
+    stacked = polynomial_features(tracked, 3, dim=2)  # stacked (autograd)
+    assert torch.equal(stacked.detach(), planes)
+    stacked[:, :, -1].sum().backward()  # the last monomial is b^3
+    assert torch.allclose(tracked.grad[:, :, 2], 3 * rgb[:, :, 2] ** 2)
+    assert torch.equal(tracked.grad[:, :, :2], torch.zeros_like(rgb[:, :, :2]))
+
+
+def test_apply_polynomial_is_features_times_coefficients_per_frame():
+    generator = torch.Generator().manual_seed(1)
+    planes = torch.rand(2, 3, 3, 11, dtype=torch.float64, generator=generator)  # (B, frames, 3, P)
+    coefficients = torch.randn(2, 10, 4, dtype=torch.float64, generator=generator)
+    expected = polynomial_features(planes.movedim(2, -1), 2) @ coefficients[:, None]  # (B, frames, P, C)
+    assert torch.allclose(apply_polynomial(coefficients, planes, 2), expected.movedim(-1, 2))
 
 
 def test_global_fit_recovers_a_global_polynomial_isp_exactly():

@@ -16,13 +16,42 @@ from rawmamba.baselines.base import DerenderMethod
 from rawmamba.errors import RawMambaError
 
 
-def polynomial_features(rgb: torch.Tensor, degree: int) -> torch.Tensor:
-    """All monomials of (r, g, b) up to ``degree``, constant included: ``(*, 3) -> (*, F)``."""
-    columns = [torch.ones_like(rgb[..., 0])]
-    for order in range(1, degree + 1):
-        for combination in itertools.combinations_with_replacement(range(3), order):
-            columns.append(torch.prod(rgb[..., list(combination)], dim=-1))
-    return torch.stack(columns, dim=-1)
+def polynomial_features(rgb: torch.Tensor, degree: int, dim: int = -1) -> torch.Tensor:
+    """All monomials of (r, g, b) up to ``degree``, constant included: the 3 colours along ``dim`` become the
+    ``F`` monomials there (``(*, 3) -> (*, F)`` for the default ``dim=-1``).
+
+    Order: by degree, then as ``itertools.combinations_with_replacement``. Each monomial is its lower-degree
+    parent times one colour (one multiplication, no gathered copies). Without autograd they are written straight
+    into the result (half the time of stacking them; colour planes, ``dim=-3`` of ``(..., 3, H, W)``, then give
+    contiguous feature planes); with autograd they are stacked, as in-place writes would break the graph.
+    """
+    colours = rgb.movedim(dim, 0)
+    combinations = [
+        c for order in range(1, degree + 1) for c in itertools.combinations_with_replacement(range(3), order)
+    ]
+    rows = {c: i for i, c in enumerate([(), *combinations])}
+    if torch.is_grad_enabled() and rgb.requires_grad:
+        columns = [torch.ones_like(colours[0])]
+        for c in combinations:
+            columns.append(columns[rows[c[:-1]]] * colours[c[-1]])
+        return torch.stack(columns, dim=dim)
+    features = rgb.new_empty((len(rows), *colours.shape[1:]))
+    features[0] = 1
+    for c in combinations:
+        torch.mul(features[rows[c[:-1]]], colours[c[-1]], out=features[rows[c]])
+    return features.movedim(0, dim)
+
+
+def apply_polynomial(coefficients: torch.Tensor, planes: torch.Tensor, degree: int) -> torch.Tensor:
+    """The colour map ``coefficients (B, F, C)`` applied to colour planes ``(B, ..., 3, P)``: ``(B, ..., C, P)``.
+
+    The features are built in the planes' layout, ``(B, ..., F, P)``, so the map is one batched matrix product
+    ``coefficients^T (C, F) @ features (F, P)`` per frame, with no transposed copies of the pixels.
+    """
+    batch, middle, pixels = planes.shape[0], planes.shape[1:-2], planes.shape[-1]
+    features = polynomial_features(planes, degree, dim=-2).reshape(batch, -1, coefficients.shape[1], pixels)
+    mapped = coefficients.transpose(1, 2).unsqueeze(1) @ features  # (B, frames, C, P)
+    return mapped.reshape(batch, *middle, coefficients.shape[2], pixels)
 
 
 def metadata_pairs(metadata, max_pairs: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,7 +100,6 @@ class GlobalColourFit(DerenderMethod):
     def derender(self, srgb: torch.Tensor, metadata) -> torch.Tensor:
         self.check(srgb, metadata)
         coefficients = self.fit(*metadata_pairs(metadata, self.max_pairs))
-        frames, _, height, width = srgb.shape
-        pixels = srgb.permute(0, 2, 3, 1).reshape(-1, 3).double()
-        raw = polynomial_features(pixels, self.degree) @ coefficients
-        return raw.reshape(frames, height, width, -1).permute(0, 3, 1, 2).clamp(0, 1).to(srgb.dtype)
+        planes = srgb.double().flatten(2)[None]  # (1, frames, 3, H * W)
+        raw = apply_polynomial(coefficients[None], planes, self.degree)[0]
+        return raw.view(*srgb.shape[:1], -1, *srgb.shape[2:]).clamp(0, 1).to(srgb.dtype)

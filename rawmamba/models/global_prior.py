@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rawmamba.baselines.global_fit import polynomial_features
+from rawmamba.baselines.global_fit import apply_polynomial, polynomial_features
 from rawmamba.errors import RawMambaError
 
 
@@ -97,9 +97,8 @@ class GlobalColourPrior(nn.Module):
         if coefficients.shape[0] != frames.shape[0]:
             raise RawMambaError("global prior: frames and metadata must have the same batch size")
         with torch.autocast(frames.device.type, enabled=False):
-            pixels = frames.double().movedim(-3, -1)  # (B, *, H, W, 3)
-            prior = polynomial_features(pixels, self.degree).flatten(1, -2) @ coefficients  # (B, N, C_raw)
-            prior = prior.view(*pixels.shape[:-1], -1).movedim(-1, -3)
+            prior = apply_polynomial(coefficients, frames.double().flatten(-2), self.degree)  # (B, *, C_raw, H W)
+            prior = prior.view(*prior.shape[:-1], *frames.shape[-2:])
         return prior.clamp(0.0, 1.0).to(frames.dtype)
 
     def forward(
