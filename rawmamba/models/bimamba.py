@@ -66,14 +66,15 @@ class SSMBranch(nn.Module):
         """``x``, ``z``: (b, d_inner, l) -> gated scan output (b, d_inner, l)."""
         length = x.shape[-1]
         x = F.silu(self.conv1d(x)[..., :length])
-        dt, B, C = torch.split(self.x_proj(x.transpose(1, 2)), [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = (dt @ self.dt_proj.weight.t()).transpose(1, 2)  # bias is added inside the scan (delta_bias)
+        # projections as (out, in) @ (b, in, l): channel-first results, contiguous along l as the scan reads them
+        dt, B, C = torch.split(self.x_proj.weight @ x, [self.dt_rank, self.d_state, self.d_state], dim=1)
+        dt = self.dt_proj.weight @ dt  # bias is added inside the scan (delta_bias)
         return selective_scan(
             x,
             dt,
             -torch.exp(self.A_log.float()),
-            B.transpose(1, 2),
-            C.transpose(1, 2),
+            B,
+            C,
             D=self.D.float(),
             z=z,
             delta_bias=self.dt_proj.bias.float(),
@@ -133,6 +134,12 @@ class BiMamba(nn.Module):
         self.backward_branch = SSMBranch(**branch) if bidirectional else None
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 
+    def in_proj_channel_first(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``in_proj`` of (b, l, d_model) tokens as a contiguous (b, 2 d_inner, l): the layout of the conv1d and
+        the scan (``in_proj(tokens).transpose(1, 2)`` would be a strided view that the scan has to copy)."""
+        projected = self.in_proj.weight @ tokens.transpose(1, 2)
+        return projected if self.in_proj.bias is None else projected + self.in_proj.bias[:, None]
+
     @property
     def bidirectional(self) -> bool:
         return self.backward_branch is not None
@@ -141,7 +148,7 @@ class BiMamba(nn.Module):
         """``tokens``: (b, l, d_model) -> (b, l, d_model)."""
         if tokens.dim() != 3 or tokens.shape[-1] != self.d_model:
             raise RawMambaError(f"BiMamba: input must be (b, l, {self.d_model}), got {tuple(tokens.shape)}")
-        x, z = self.in_proj(tokens).transpose(1, 2).chunk(2, dim=1)
+        x, z = self.in_proj_channel_first(tokens).chunk(2, dim=1)
         y = self.forward_branch(x, z, backend=self.backend)
         if self.backward_branch is not None:
             y_back = self.backward_branch(x.flip(-1), z.flip(-1), backend=self.backend)
