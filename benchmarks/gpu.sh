@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Selective-scan GPU checks and timings (under 5 minutes on one H100): the GPU tests of tests/test_ssm*.py,
-# then benchmarks/gpu_checks.py (chunked / triton / mamba_ssm against the float64 CPU reference, scan forward and
-# forward+backward timings, a Triton tile-size sweep, the models with the default "auto" backend).
+# then benchmarks/gpu_checks.py (chunked / triton (both forward kernels) / mamba_ssm against the float64 CPU
+# reference, scan forward and forward+backward timings, a sweep of the Triton forward kernels and sizes whose
+# fastest becomes the backend "triton_best", rawmamba_base on 5 frames of 1440x640 in bf16 with triton,
+# triton_best and triton_best with per-frame convs, then the other model cases with the default "auto" backend).
 # Needs python3 with torch (CUDA, with its bundled triton); pytest is optional; no network.
 #   OUT=/tmp/out bash benchmarks/gpu.sh   # SKIP_MODELS=1: the scan part only (about 2 minutes); CHECKS_TIMEOUT=s
 # Writes to $OUT: env.txt, pytest_gpu.log, gpu_checks.json, gpu_checks.log.
@@ -16,7 +18,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 s.get_backend('auto', device_type='cuda').name)"
 } 2>&1 | tee "$OUT/env.txt"
 if python3 -c "import pytest" 2>/dev/null; then
-    timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_ssm.py tests/test_ssm_triton.py -k "gpu" \
+    timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_ssm.py tests/test_ssm_triton.py -k "gpu" \
         2>&1 | tail -n 40 | tee "$OUT/pytest_gpu.log"
 else
     echo "pytest not installed: GPU tests skipped (gpu_checks.py still compares against the reference)" \
@@ -24,5 +26,5 @@ else
 fi
 ARGS=(--out "$OUT/gpu_checks.json")
 [[ -n "${SKIP_MODELS:-}" ]] && ARGS+=(--skip-models)
-timeout "${CHECKS_TIMEOUT:-170}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" 2>&1 | tee "$OUT/gpu_checks.log" | tail -n 60
+timeout "${CHECKS_TIMEOUT:-190}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" 2>&1 | tee "$OUT/gpu_checks.log" | tail -n 60
 echo "gpu_checks exit status ${PIPESTATUS[0]} (124: timed out; the JSON then holds the scan part if it got that far)"

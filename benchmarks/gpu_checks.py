@@ -7,9 +7,13 @@
    state and gradients, at awkward lengths.
 2. Timings (CUDA events, median of repeats): the scan forward, and forward+backward, for d=192, n=16 at L up
    to 288,000 (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
-   a small sweep of the Triton kernel's tile sizes; ``rawmamba_tiny`` and ``rawmamba_base`` forward on a 5-frame
-   video and on an image, fp32 and bf16, with the default (``auto``) scan backend, whose choice is recorded, and
-   in bf16 with each other GPU backend.
+   a sweep of the Triton forward kernels (``tile`` and ``loop``) and their sizes, forward only at L=288,000, whose
+   fastest setting is registered as the backend ``triton_best`` (and timed forward+backward too).
+3. Models: ``rawmamba_base`` on 5 frames of 1440x640 in bf16 first (the issue's target), with ``triton`` (the
+   defaults), ``triton_best``, and ``triton_best`` with every 3-D conv computed frame by frame
+   (:func:`rawmamba.models.volume_conv.conv3d_per_frame`, as on the CPU); then ``rawmamba_tiny`` and
+   ``rawmamba_base`` on the video and on a 1024x1024 image, fp32 and bf16, with the default (``auto``) backend,
+   whose choice is recorded, and in bf16 with each other GPU backend.
 A failing backend is recorded as an error and the rest still runs. Results go to JSON with the code version,
 torch version and device.
 """
@@ -17,6 +21,8 @@ torch version and device.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import statistics
 import traceback
@@ -24,11 +30,22 @@ from pathlib import Path
 
 import torch
 
-from rawmamba.models import create_model
-from rawmamba.ssm import available_backends, get_backend, selective_scan, selective_scan_triton
+from rawmamba.models import create_model, decoder, lta_mamba
+from rawmamba.models.volume_conv import conv3d_per_frame, per_frame_applies
+from rawmamba.ssm import available_backends, get_backend, register_backend, selective_scan, selective_scan_triton
+from rawmamba.ssm.backends.triton_scan import triton_available
 from rawmamba.train.checkpoint import code_version
 
 GPU_BACKENDS = ("chunked", "triton", "mamba_ssm")
+# Forward-kernel settings of the sweep (the default, tile with chunk 1024, block_t 64, block_d 2, is timed too).
+TRITON_SWEEP = [
+    dict(forward="tile", chunk=256, block_t=32, block_d=4),
+    dict(forward="tile", chunk=4096, block_t=128, block_d=1),
+    *(
+        dict(forward="loop", chunk=c, block_t=64, block_d=d)
+        for c, d in ((1024, 16), (512, 16), (2048, 16), (1024, 8), (1024, 32), (256, 16))
+    ),
+]
 
 BYTES_PER_SECOND = 3.0e12  # H100 device-to-device copy, measured (docs/REFERENCE.md)
 
@@ -84,7 +101,9 @@ def cuda_time(function, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def time_scan(backend: str, length: int, dim: int = 192, state: int = 16, **options) -> dict:
+def time_scan(
+    backend: str, length: int, dim: int = 192, state: int = 16, with_backward: bool = True, **options
+) -> dict:
     """Forward and forward+backward milliseconds of one backend (``options``: keyword arguments of triton's)."""
     generator = torch.Generator().manual_seed(0)
     tensors = [x.requires_grad_() for x in _inputs(1, dim, state, length, "cuda", torch.float32, generator)]
@@ -98,7 +117,7 @@ def time_scan(backend: str, length: int, dim: int = 192, state: int = 16, **opti
 
     with torch.no_grad():
         ms = cuda_time(run)
-    fb_ms = cuda_time(lambda: run().sum().backward())
+    fb_ms = cuda_time(lambda: run().sum().backward()) if with_backward else None
     floor_bytes = 4 * (4 * dim * length + 2 * state * length)  # read u, delta, z, write y; read B, C
     return {
         "backend": backend,
@@ -123,13 +142,40 @@ def guarded(result: list | dict, key, function, *args, **kwargs) -> None:
     print(key, value, flush=True)
 
 
-def time_model(name: str, frames: int, height: int, width: int, dtype: torch.dtype, backend: str | None = None) -> dict:
+def per_frame_conv_volume(conv: torch.nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+    """``conv_volume`` computing every 3-D conv it can frame by frame, on any device (as it does on the CPU)."""
+    if x.dim() == 5 and per_frame_applies(conv) and conv.kernel_size != (1, 1, 1):
+        return conv3d_per_frame(x, conv.weight, conv.bias, conv.padding[1:], conv.groups)
+    return conv(x)
+
+
+@contextlib.contextmanager
+def convs_per_frame():
+    """The decoder and LTA-Mamba use :func:`per_frame_conv_volume` inside the block."""
+    saved = decoder.conv_volume, lta_mamba.conv_volume
+    decoder.conv_volume = lta_mamba.conv_volume = per_frame_conv_volume
+    try:
+        yield
+    finally:
+        decoder.conv_volume, lta_mamba.conv_volume = saved
+
+
+def time_model(
+    name: str,
+    frames: int,
+    height: int,
+    width: int,
+    dtype: torch.dtype,
+    backend: str | None = None,
+    per_frame_convs: bool = False,
+) -> dict:
     model = create_model(name, mamba_backend=backend).cuda().eval()
     x = torch.rand(1, frames, 3, height, width, device="cuda")
     meta_srgb, meta_raw = x[:, 0].clone(), torch.rand(1, 3, height, width, device="cuda")
     flow = torch.zeros(1, frames, 2, height, width, device="cuda")
     mask = None if frames > 1 else (torch.rand(1, 1, height, width, device="cuda") < 1 / 64).float()
-    with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+    conv_mode = convs_per_frame() if per_frame_convs else contextlib.nullcontext()
+    with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32), conv_mode:
         torch.cuda.reset_peak_memory_stats()
         ms = cuda_time(lambda: model(x, meta_srgb, meta_raw, meta_mask=mask, flow=flow if mask is None else None), 3)
     return {
@@ -142,7 +188,20 @@ def time_model(name: str, frames: int, height: int, width: int, dtype: torch.dty
         "frames_per_s": 1e3 * frames / ms,
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
         "scan_backend": backend or get_backend(device_type="cuda").name,
+        "convs_per_frame": per_frame_convs,
     }
+
+
+def guarded_model(result: dict, out: Path, *args, **kwargs) -> None:
+    """Time one model case into ``result["models"]`` (or record its error) and save the JSON so far."""
+    try:
+        entry = time_model(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001 - recorded, the other cases still run
+        entry = {"case": [str(a) for a in args], **{k: str(v) for k, v in kwargs.items()}, "error": repr(error)[:500]}
+    torch.cuda.empty_cache()
+    result["models"].append(entry)
+    print("model", entry, flush=True)
+    out.write_text(json.dumps(result, indent=2))
 
 
 def main() -> None:
@@ -167,33 +226,41 @@ def main() -> None:
     for backend in backends:
         guarded(result["correctness"], backend, check_correctness, backend)
     if "triton" in backends:
+        register_backend("triton_loop", functools.partial(selective_scan_triton, forward="loop"), triton_available)
+        guarded(result["correctness"], "triton_loop", check_correctness, "triton_loop")
         guarded(result["correctness"], "triton_bfloat16", check_correctness, "triton", dtype=torch.bfloat16)
     for backend in backends:
         for length in (20_480, 288_000):
             guarded(result["scan"], "scan", time_scan, backend, length)
-    if "triton" in backends:
-        for chunk, block_t, block_d in ((256, 32, 4), (1024, 64, 1), (4096, 128, 1)):  # default: 1024, 64, 2
-            options = dict(chunk=chunk, block_t=block_t, block_d=block_d)
-            guarded(result["triton_sweep"], "triton_sweep", time_scan, "triton", 288_000, **options)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    best = None
+    if "triton" in backends:
+        for options in TRITON_SWEEP:
+            guarded(
+                result["triton_sweep"], "triton_sweep", time_scan, "triton", 288_000, with_backward=False, **options
+            )
+        timed = [r for r in result["scan"] + result["triton_sweep"] if r.get("backend") == "triton" and "ms" in r]
+        timed = [r for r in timed if r["L"] == 288_000]  # the defaults have options {}
+        best = min(timed, key=lambda r: r["ms"])["options"] if timed else None
+        result["triton_best"] = best
+        if best is not None:
+            register_backend("triton_best", functools.partial(selective_scan_triton, **best), triton_available)
+        if best:
+            guarded(result["scan"], "scan", time_scan, "triton", 288_000, **best)
     args.out.write_text(json.dumps(result, indent=2))
     if args.skip_models:
         return
+    video = (5, 640, 1440)
+    if best is not None:  # the issue's target first: rawmamba_base, 5 frames of 1440x640, bf16
+        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton")
+        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best")
+        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best", per_frame_convs=True)
     cases = [(dtype, None) for dtype in (torch.float32, torch.bfloat16)]  # the automatic backend
     cases += [(torch.bfloat16, backend) for backend in backends if backend != get_backend(device_type="cuda").name]
     for name in ("rawmamba_tiny", "rawmamba_base"):
-        for frames, height, width in ((5, 640, 1440), (1, 1024, 1024)):
+        for size in (video, (1, 1024, 1024)):
             for dtype, backend in cases:
-                try:
-                    result["models"].append(time_model(name, frames, height, width, dtype, backend))
-                except Exception as error:  # noqa: BLE001 - recorded, the other cases still run
-                    result["models"].append({"model": name, "frames": frames, "dtype": str(dtype),
-                                             "scan_backend": backend, "error": repr(error)[:500]})
-                torch.cuda.empty_cache()
-                print("model", result["models"][-1], flush=True)
-                args.out.write_text(json.dumps(result, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+                guarded_model(result, args.out, name, *size, dtype, backend)
 
 
 if __name__ == "__main__":

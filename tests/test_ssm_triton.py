@@ -62,12 +62,16 @@ def as_float32(inputs: dict) -> dict:
     [(1, True, None), (7, False, 2), (45, True, 2), (45, False, None)],
     ids=["L1-all", "L7-required-g2", "L45-all-g2", "L45-required"],
 )
-def test_triton_interpreted_matches_reference(interpreter, length, optional, groups):
-    # chunk 16 and tile 8: 45 positions cross chunk and tile boundaries and end in a partial tile.
+@pytest.mark.parametrize("forward", ["tile", "loop"])
+def test_triton_interpreted_matches_reference(interpreter, length, optional, groups, forward):
+    # chunk 16 and tile 8: 45 positions cross chunk and tile boundaries and end in a partial tile; the backward
+    # starts from the tile checkpoints that either forward kernel saved.
     inputs = make_inputs(length, torch.float64, optional, groups)
     want = run_with_grads(selective_scan_reference, inputs, softplus=optional)
     got = run_with_grads(
-        lambda **kw: selective_scan_triton(**kw, chunk=16, block_t=8, block_d=2), as_float32(inputs), optional
+        lambda **kw: selective_scan_triton(**kw, chunk=16, block_t=8, block_d=2, forward=forward),
+        as_float32(inputs),
+        optional,
     )
     assert want.keys() == got.keys()
     for name in want:
@@ -92,6 +96,8 @@ def test_triton_argument_errors(interpreter, monkeypatch):
         selective_scan_triton(**inputs, block_t=12)
     with pytest.raises(RawMambaError, match="argument chunk=8 must be >= block_t=16"):
         selective_scan_triton(**inputs, chunk=8, block_t=16)
+    with pytest.raises(RawMambaError, match="argument forward must be one of"):
+        selective_scan_triton(**inputs, forward="fused")
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RawMambaError, match="argument u is on cpu; Triton needs cuda tensors"):
         selective_scan_triton(**inputs)

@@ -172,6 +172,94 @@ def forward_kernel(
 
 
 @triton.jit
+def forward_loop_kernel(
+    u_ptr,
+    dt_ptr,
+    A_ptr,
+    B_ptr,
+    C_ptr,
+    D_ptr,
+    z_ptr,
+    bias_ptr,
+    y_ptr,
+    starts_ptr,
+    local_ptr,
+    decay_ptr,
+    ckpt_ptr,
+    length,
+    dim,
+    n,
+    per_group,
+    groups,
+    rows,
+    CHUNK: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    SOFTPLUS: tl.constexpr,
+    HAS_D: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    FINAL: tl.constexpr,
+    SAVE: tl.constexpr,
+):
+    """:func:`forward_kernel`'s work (same arguments, same results) walking the chunk one position at a time:
+    the state is a (BLOCK_D, BLOCK_N) register block updated by eq. 2 at every position, with no scan tree
+    (``log2(BLOCK_T)`` combine levels per tile there). Many programs of one warp hide the loads' latency.
+    FINAL False: the chunk's end state from zero and its decay ``exp(A sum dt)``; FINAL True: ``y`` (eq. 3, D
+    skip, silu(z) gate) from the carried start state, and the state at every tile start when SAVE."""
+    chunk, pid = tl.program_id(0), tl.program_id(1)
+    blocks_per_group = tl.cdiv(per_group, BLOCK_D)
+    b, rest = pid // (groups * blocks_per_group), pid % (groups * blocks_per_group)
+    g, blk = rest // blocks_per_group, rest % blocks_per_group
+    d_loc = blk * BLOCK_D + tl.arange(0, BLOCK_D)[:, None]
+    d_idx = tl.where(d_loc < per_group, g * per_group + d_loc, dim)  # (BD, 1); dim marks padding channels
+    n_idx = tl.arange(0, BLOCK_N)[None, :]  # (1, BN)
+    dm, nm = d_idx < dim, n_idx < n
+    dn = dm & nm
+    row = (b * dim + d_idx) * length
+    bc_row = (b * groups + g) * n * length + n_idx * length
+    state_off = (b * dim + d_idx) * n + n_idx  # (BD, BN) in one (b, d, n) slab
+    A = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
+    else:
+        bias = 0.0
+    if HAS_D:
+        Dv = tl.load(D_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)  # (BD, 1)
+    if FINAL:
+        h = tl.load(starts_ptr + chunk * rows + state_off, mask=dn, other=0.0)
+    else:
+        h = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    dt_sum = tl.zeros((BLOCK_D, 1), tl.float32)
+    start = chunk * CHUNK
+    for k in range(0, tl.minimum(CHUNK, length - start)):
+        t = start + k
+        if FINAL and SAVE:
+            if t % BLOCK_T == 0:
+                tl.store(ckpt_ptr + (t // BLOCK_T) * rows + state_off, h, mask=dn)
+        u = tl.load(u_ptr + row + t, mask=dm, other=0.0).to(tl.float32)  # (BD, 1)
+        raw = tl.load(dt_ptr + row + t, mask=dm, other=0.0).to(tl.float32)
+        dt, _ = step_size(raw, bias, SOFTPLUS)
+        Bv = tl.load(B_ptr + bc_row + t, mask=nm, other=0.0).to(tl.float32)  # (1, BN)
+        h = tl.exp(dt * A) * h + (dt * u) * Bv  # eq. 2
+        if FINAL:
+            Cv = tl.load(C_ptr + bc_row + t, mask=nm, other=0.0).to(tl.float32)
+            y = tl.sum(h * Cv, axis=1)[:, None]  # (BD, 1), eq. 3
+            if HAS_D:
+                y = y + Dv * u
+            if HAS_Z:
+                zv = tl.load(z_ptr + row + t, mask=dm, other=0.0).to(tl.float32)
+                y = y * zv * tl.sigmoid(zv)
+            tl.store(y_ptr + row + t, y.to(y_ptr.dtype.element_ty), mask=dm)
+        else:
+            dt_sum += dt
+    if not FINAL:
+        tl.store(local_ptr + chunk * rows + state_off, h, mask=dn)
+        tl.store(decay_ptr + chunk * rows + state_off, tl.exp(dt_sum * A), mask=dn)
+
+
+@triton.jit
 def carry_kernel(
     local_ptr, decay_ptr, out_ptr, init_ptr, final_ptr, n_chunks, rows, BLOCK: tl.constexpr, REVERSE: tl.constexpr
 ):
