@@ -11,7 +11,8 @@
    fastest setting is registered as the backend ``triton_best`` (and timed forward+backward too).
 3. Models: ``rawmamba_base`` on 5 frames of 1440x640 in bf16 first (the issue's target), with ``triton`` (the
    defaults), ``triton_best``, and ``triton_best`` with every 3-D conv computed frame by frame
-   (:func:`rawmamba.models.volume_conv.conv3d_per_frame`, as on the CPU); then ``rawmamba_tiny`` and
+   (:func:`rawmamba.models.volume_conv.conv3d_per_frame`, as on the CPU), and ``triton_best`` with the 3-D conv
+   weights in channels-last-3d memory format; then ``rawmamba_tiny`` and
    ``rawmamba_base`` on the video and on a 1024x1024 image, fp32 and bf16, with the default (``auto``) backend,
    whose choice is recorded, and in bf16 with each other GPU backend.
 A failing backend is recorded as an error and the rest still runs. Results go to JSON with the code version,
@@ -168,8 +169,11 @@ def time_model(
     dtype: torch.dtype,
     backend: str | None = None,
     per_frame_convs: bool = False,
+    channels_last: bool = False,
 ) -> dict:
     model = create_model(name, mamba_backend=backend).cuda().eval()
+    if channels_last:  # 5-D conv weights channels-last: cuDNN then runs the 3-D convs in NDHWC
+        model = model.to(memory_format=torch.channels_last_3d)
     x = torch.rand(1, frames, 3, height, width, device="cuda")
     meta_srgb, meta_raw = x[:, 0].clone(), torch.rand(1, 3, height, width, device="cuda")
     flow = torch.zeros(1, frames, 2, height, width, device="cuda")
@@ -189,6 +193,7 @@ def time_model(
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
         "scan_backend": backend or get_backend(device_type="cuda").name,
         "convs_per_frame": per_frame_convs,
+        "channels_last_3d_weights": channels_last,
     }
 
 
@@ -255,6 +260,7 @@ def main() -> None:
         guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton")
         guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best")
         guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best", per_frame_convs=True)
+        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best", channels_last=True)
     cases = [(dtype, None) for dtype in (torch.float32, torch.bfloat16)]  # the automatic backend
     cases += [(torch.bfloat16, backend) for backend in backends if backend != get_backend(device_type="cuda").name]
     for name in ("rawmamba_tiny", "rawmamba_base"):
