@@ -2,7 +2,10 @@
 
     .venv/bin/python benchmarks/scaling_cpu.py [--threads 2] [--sizes 256 512 1024 2048]
         [--frames 1 2 4 8 16 32] [--video-size 256 256] [--given-flow] [--default-allocator] [--repeats 3]
-        [--sample-refinement none|rbf] [--out benchmarks/results/scaling_cpu.json]
+        [--sample-refinement none|rbf] [--model rawmamba_tiny] [--out benchmarks/results/scaling_cpu.json]
+
+The same script gives the end-to-end CPU throughput of a model (megapixels per second on images, frames per
+second on videos, with peak memory), e.g. ``--model rawmamba_base --sizes 1024 --frames 5 --video-size 640 1440``.
 
 Images: one 3-channel frame of S x S with sampled grid metadata (one pixel per 8x8 cell, ``grid_mask``); the
 network alone unless ``--sample-refinement rbf`` (RAWMamba's eval-time refinement, scipy, on by default in the
@@ -40,8 +43,6 @@ from rawmamba.models import create_model
 from rawmamba.models.sample_refinement import REFINEMENTS
 from rawmamba.ssm import DEFAULT_BACKEND, ENV_VAR, get_backend
 
-MODEL = "rawmamba_tiny"
-
 
 def case_inputs(kind: str, frames: int, h: int, w: int, given_flow: bool) -> tuple:
     """The forward's arguments: an image with grid metadata, or a clip with dense first-frame metadata."""
@@ -60,7 +61,7 @@ def run_case(kind: str, frames: int, h: int, w: int, args: argparse.Namespace) -
     torch.set_num_threads(args.threads)
     if not args.default_allocator:
         reuse_freed_memory()
-    model = create_model(MODEL, sample_refinement=args.sample_refinement).eval()
+    model = create_model(args.model, sample_refinement=args.sample_refinement).eval()
     batch = case_inputs(kind, frames, h, w, args.given_flow)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with torch.no_grad():
@@ -77,18 +78,20 @@ def run_case(kind: str, frames: int, h: int, w: int, args: argparse.Namespace) -
         "per_unit": "pixel" if kind == "image" else "frame",
         "wall_per_unit_s": wall / units,
         "cpu_per_unit_s": cpu / units,
+        ("megapixels_per_s" if kind == "image" else "frames_per_s"): units / wall / (1e6 if kind == "image" else 1),
         "peak_rss_delta_mib": (rss_peak - rss_before) / 1024,
     }
 
 
-def spread(rows: list[dict], key: str) -> float:
-    """max / min of a per-unit cost over the rows (1.0: perfectly linear)."""
+def spread(rows: list[dict], key: str) -> float | None:
+    """max / min of a per-unit cost over the rows (1.0: perfectly linear); None without rows."""
     values = [r[key] for r in rows]
-    return max(values) / min(values)
+    return max(values) / min(values) if values else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="rawmamba_tiny", help="registered model variant")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048], help="image sides")
     parser.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="clip lengths")
@@ -96,9 +99,13 @@ def main() -> None:
     parser.add_argument("--given-flow", action="store_true", help="pass a zero flow (no OpenCV DIS)")
     parser.add_argument("--default-allocator", action="store_true", help="keep glibc's default heap settings")
     parser.add_argument("--repeats", type=int, default=3, help="timed forwards per case (median)")
-    parser.add_argument("--sample-refinement", choices=REFINEMENTS, default="none",
-                        help="RAWMamba's eval-time sample refinement of image metadata (scipy, about 20 us per pixel "
-                        "on its own); none: the network alone")
+    parser.add_argument(
+        "--sample-refinement",
+        choices=REFINEMENTS,
+        default="none",
+        help="RAWMamba's eval-time sample refinement of image metadata (scipy, about 20 us per pixel "
+        "on its own); none: the network alone",
+    )
     parser.add_argument("--worker", nargs=4, metavar=("KIND", "T", "H", "W"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scaling_cpu.json"))
     args = parser.parse_args()
@@ -112,7 +119,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--worker", *map(str, case), "--threads", str(args.threads)]
         cmd += ["--repeats", str(args.repeats)] + (["--given-flow"] if args.given_flow else [])
         cmd += ["--default-allocator"] if args.default_allocator else []
-        cmd += ["--sample-refinement", args.sample_refinement]
+        cmd += ["--sample-refinement", args.sample_refinement, "--model", args.model]
         row = json.loads(subprocess.run(cmd, stdout=subprocess.PIPE, check=True).stdout)
         rows.append(row)
         print(
@@ -131,7 +138,7 @@ def main() -> None:
     acceptance["target"] = "< 1.5"
     print(json.dumps(acceptance), file=sys.stderr)
     result = {
-        "benchmark": f"{MODEL} CPU inference scaling",
+        "benchmark": f"{args.model} CPU inference scaling",
         **cpu_environment(args.threads),
         "scan_backend": get_backend(os.environ.get(ENV_VAR, DEFAULT_BACKEND), device_type="cpu").name,
         "weights": "random (cost does not depend on them)",
