@@ -16,8 +16,10 @@ not depend on them), eval mode, ``torch.no_grad``. Each case runs in a fresh pro
 compiles or loads the scan kernels and builds the per-shape scan orders), then ``--repeats`` timed forwards.
 Peak memory is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the timed forwards minus its value before the
 warm-up (model and inputs already allocated): the extra resident memory inference needed at its peak.
-Each worker first calls :func:`rawmamba.allocator.reuse_freed_memory` (freed heap memory is reused instead of
-fresh pages for every large tensor, see that module); ``--default-allocator`` leaves glibc's default.
+Each worker starts with ``THP_MEM_ALLOC_ENABLE=1`` (PyTorch backs tensors of 2 MiB and more with transparent huge
+pages) and first calls :func:`rawmamba.allocator.reuse_freed_memory` (freed heap memory is reused instead of fresh
+pages for every large tensor); see that module for both. ``--default-allocator`` leaves PyTorch's and glibc's
+defaults.
 
 The JSON holds, per case, the median wall-clock and process-CPU seconds, both per pixel (images) or per frame
 (videos), and the acceptance ratios: max / min cost per pixel over the sizes and per frame over the clip lengths
@@ -42,6 +44,8 @@ from rawmamba.metadata import grid_mask
 from rawmamba.models import create_model
 from rawmamba.models.sample_refinement import REFINEMENTS
 from rawmamba.ssm import DEFAULT_BACKEND, ENV_VAR, get_backend
+
+HUGE_PAGES = "THP_MEM_ALLOC_ENABLE"  # PyTorch's switch for transparent huge pages behind large CPU tensors
 
 
 def case_inputs(kind: str, frames: int, h: int, w: int, given_flow: bool) -> tuple:
@@ -120,7 +124,8 @@ def main() -> None:
         cmd += ["--repeats", str(args.repeats)] + (["--given-flow"] if args.given_flow else [])
         cmd += ["--default-allocator"] if args.default_allocator else []
         cmd += ["--sample-refinement", args.sample_refinement, "--model", args.model]
-        row = json.loads(subprocess.run(cmd, stdout=subprocess.PIPE, check=True).stdout)
+        env = os.environ if args.default_allocator else {**os.environ, HUGE_PAGES: "1"}
+        row = json.loads(subprocess.run(cmd, stdout=subprocess.PIPE, check=True, env=env).stdout)
         rows.append(row)
         print(
             f"{row['input']:>5} T={row['frames']:>2} {row['height']}x{row['width']}: {row['forward_s']:.3f} s "
@@ -146,7 +151,9 @@ def main() -> None:
         "sample_refinement": args.sample_refinement,
         "video_metadata": "dense first frame",
         "video_flow": "given (zero)" if args.given_flow else "computed by the model with OpenCV DIS",
-        "allocator": "glibc default" if args.default_allocator else "rawmamba.allocator.reuse_freed_memory()",
+        "allocator": "defaults"
+        if args.default_allocator
+        else f"{HUGE_PAGES}=1 and rawmamba.allocator.reuse_freed_memory()",
         "repeats": args.repeats,
         "statistic": "median seconds over the repeats after one warm-up (wall clock; *_cpu_s: process CPU time)",
         "peak_memory_method": "ru_maxrss after the timed forwards minus before the warm-up, fresh process per case",

@@ -11,6 +11,13 @@ heap fragments, so the peak resident memory rises (measured, 2048^2 forward: +4.
 
 Equivalent without code: ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>`` in the environment, or a
 caching allocator (jemalloc, tcmalloc) through ``LD_PRELOAD``.
+
+A second setting for big inputs, PyTorch's own: ``THP_MEM_ALLOC_ENABLE=1`` in the environment (PyTorch reads it
+once, at its first CPU allocation) aligns tensors of 2 MiB and more to 2 MiB and asks Linux for transparent huge
+pages: 512 times fewer page faults and TLB entries. Measured on ``rawmamba_tiny``, 1 thread, 2048^2, with
+:func:`reuse_freed_memory`: 9.9-10.4 s per forward with it, 10.0-15.8 s without (12.96 s against 10.36 s in
+back-to-back runs), depending on the machine's memory state; the cost is resident memory (peak +5.8 GiB
+instead of +4.1 GiB in those runs).
 """
 
 from __future__ import annotations
