@@ -88,9 +88,9 @@ def run_case(kind: str, frames: int, h: int, w: int, args: argparse.Namespace) -
 
 
 def spread(rows: list[dict], key: str) -> float | None:
-    """max / min of a per-unit cost over the rows (1.0: perfectly linear); None without rows."""
+    """max / min of a per-unit cost over the rows (1.0: perfectly linear); None for fewer than two rows."""
     values = [r[key] for r in rows]
-    return max(values) / min(values) if values else None
+    return max(values) / min(values) if len(values) > 1 else None
 
 
 def main() -> None:
