@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 
+from rawmamba.allocator import use_huge_pages
 from rawmamba.errors import RawMambaError
 
 # Sub-command modules, in the order ``--help`` lists them.
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_huge_pages()  # before any tensor exists: the command modules are imported below
     parser = build_parser()
     # Commands that take free ``--key=value`` config overrides (train) receive the unknown arguments.
     args, extra = parser.parse_known_args(argv)
