@@ -1,16 +1,20 @@
 """Tests of the joint colour + position interpolation and RAWMamba's sample refinement built on it."""
 
+import numpy as np
 import pytest
 import torch
+from scipy.interpolate import RBFInterpolator
 from test_models_rawmamba import SMALL as NETWORK_ONLY
 
 from rawmamba.errors import RawMambaError
 from rawmamba.metadata import grid_mask
-from rawmamba.metadata.joint_interpolation import interpolate_samples
+from rawmamba.metadata.joint_interpolation import LocalLinearInterpolator, interpolate_samples, joint_features
 from rawmamba.models import create_model
 from rawmamba.models.sample_refinement import refine_on_samples
+from rawmamba.numba_support import numba_available
 
 SMALL = {**NETWORK_ONLY, "sample_refinement": "rbf"}
+needs_numba = pytest.mark.skipif(not numba_available(), reason="the fast path needs numba")
 
 
 def smooth_scene(h: int = 48, w: int = 64, seed: int = 0):
@@ -38,6 +42,70 @@ def test_interpolation_is_exact_at_the_samples_and_checks_its_input():
         interpolate_samples(srgb, rows[:0], cols[:0], values[:0])
     with pytest.raises(RawMambaError, match="values"):
         interpolate_samples(srgb, rows, cols, values[1:])
+
+
+def grid_problem(h: int = 48, w: int = 64, channels: int = 3, seed: int = 0):
+    """Sample and pixel features of a posterised image (flat colour regions) with 8x8 grid samples: many samples
+    are equally near a pixel, and which of them count among its neighbours depends on the tree's tie-breaking."""
+    gen = torch.Generator().manual_seed(seed)
+    srgb = (smooth_scene(h, w, seed)[0] * 3).round() / 3
+    mask = grid_mask(h, w, 8, rng=torch.Generator().manual_seed(seed))
+    rows, cols = torch.nonzero(mask[0] > 0, as_tuple=True)
+    index = torch.arange(h * w)
+    samples = joint_features(srgb[:, rows, cols].T, rows, cols, 1 / 128)
+    queries = joint_features(srgb.reshape(3, -1).T, index // w, index % w, 1 / 128)
+    values = torch.randn(rows.numel(), channels, generator=gen, dtype=torch.float64).numpy()
+    return samples, queries, values
+
+
+@needs_numba
+@pytest.mark.parametrize("neighbors,channels", [(32, 3), (32, 4), (48, 1), (1, 3)])
+def test_fast_local_interpolation_equals_scipy(neighbors, channels):
+    samples, queries, values = grid_problem(channels=channels, seed=neighbors)
+    neighbors = min(neighbors, len(samples))  # 48 is every sample: one neighbourhood for all pixels
+    want = RBFInterpolator(samples, values, neighbors=neighbors, kernel="linear", degree=0, smoothing=0.0)(queries)
+    got = LocalLinearInterpolator(samples, values, neighbors)(queries)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 * np.abs(want).max())
+
+
+@needs_numba
+def test_interpolate_samples_takes_the_fast_path_with_the_same_result(monkeypatch):
+    from rawmamba.metadata import joint_interpolation
+
+    srgb, _, truth = smooth_scene()
+    mask = grid_mask(48, 64, 8, rng=torch.Generator().manual_seed(1))
+    rows, cols = torch.nonzero(mask[0] > 0, as_tuple=True)
+    values = truth[:, rows, cols].T.double()
+    calls = []
+    monkeypatch.setattr(joint_interpolation.LocalLinearInterpolator, "__call__", _counting(calls))
+    fast = interpolate_samples(srgb, rows, cols, values)
+    assert calls, "the default interpolant with numba installed takes the fast path"
+    monkeypatch.setattr(joint_interpolation, "numba_available", lambda: False)
+    assert torch.allclose(fast, interpolate_samples(srgb, rows, cols, values), rtol=0, atol=1e-12)
+
+
+@needs_numba
+def test_fast_path_defers_singular_systems_to_scipy():
+    """Samples with equal features (no position term, one colour) make every local system singular: scipy's
+    error, as without the fast path."""
+    samples = np.zeros((40, 5))
+    samples[:, :2] = np.arange(40)[:, None] % 2  # two distinct features, each 20 times
+    values = np.ones((40, 1))
+    with pytest.raises(np.linalg.LinAlgError):
+        RBFInterpolator(samples, values, neighbors=8, kernel="linear", degree=0)(samples[:3])
+    with pytest.raises(np.linalg.LinAlgError):
+        LocalLinearInterpolator(samples, values, 8)(samples[:3])
+
+
+def _counting(calls: list):
+    original = LocalLinearInterpolator.__call__
+
+    def call(self, queries):
+        calls.append(len(queries))
+        return original(self, queries)
+
+    return call
 
 
 def test_refinement_passes_through_the_samples_and_fixes_a_smooth_residual():

@@ -15,15 +15,28 @@ Users: the SAM-style baseline (``rawmamba.baselines.sam``), which interpolates t
 fit, and RAWMamba's sample refinement (``rawmamba.models.sample_refinement``), which interpolates the
 residual of the network's own prediction. Arithmetic is float64 on the CPU; pixels are evaluated in chunks so
 that memory stays bounded for large images.
+
+Fast path: for the default interpolant (``linear``, degree 0, ``neighbors`` set) and with numba installed,
+:mod:`rawmamba.metadata.joint_interpolation_kernels` computes the same local systems without scipy's Python loop
+over neighbourhoods, with the neighbour search on every torch thread and the systems solved in parallel (equal
+to scipy's result within 1e-9, tested). Measured on a 512x512 photograph with 1.5% grid samples, 32 neighbours:
+scipy 18 us per pixel (1 or 2 threads: its loop holds the GIL), the fast path 11.3 us on 1 thread and 5.7 us on
+2 (search 4.3 us, systems 5.2 us on 1 thread). Other settings, or no numba, use
+``scipy.interpolate.RBFInterpolator``.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+
 import numpy as np
 import torch
 from scipy.interpolate import RBFInterpolator
+from scipy.spatial import KDTree
 
 from rawmamba.errors import RawMambaError
+from rawmamba.numba_support import numba_available, numba_threads
 
 __all__ = ["KERNELS", "joint_features", "interpolate_samples"]
 
@@ -82,14 +95,15 @@ def interpolate_samples(
     rows, cols = rows.cpu(), cols.cpu()
     colours = srgb.detach().cpu()
     sample_colours = colours[:, rows, cols].T if sample_srgb is None else sample_srgb
-    interpolator = RBFInterpolator(
-        joint_features(sample_colours, rows, cols, position_scale),
-        values.detach().cpu().double().numpy(),
-        neighbors=None if neighbors is None else min(neighbors, count),
-        kernel=kernel,
-        degree=degree,
-        smoothing=0.0,
-    )
+    samples = joint_features(sample_colours, rows, cols, position_scale)
+    sample_values = values.detach().cpu().double().numpy()
+    neighbors = None if neighbors is None else min(neighbors, count)
+    if kernel == "linear" and degree == 0 and neighbors is not None and numba_available():
+        interpolator = LocalLinearInterpolator(samples, sample_values, neighbors)
+    else:
+        interpolator = RBFInterpolator(
+            samples, sample_values, neighbors=neighbors, kernel=kernel, degree=degree, smoothing=0.0
+        )
     flat = colours.reshape(3, -1).T
     out = np.empty((height * width, values.shape[1]))
     for start in range(0, height * width, CHUNK_PIXELS):
@@ -97,3 +111,40 @@ def interpolate_samples(
         features = joint_features(flat[index], index // width, index % width, position_scale)
         out[start : start + index.numel()] = interpolator(features)
     return torch.from_numpy(out).T.reshape(values.shape[1], height, width)
+
+
+@functools.cache
+def _kernels():
+    return importlib.import_module("rawmamba.metadata.joint_interpolation_kernels")
+
+
+class LocalLinearInterpolator:
+    """``RBFInterpolator(samples, values, neighbors=neighbors, kernel="linear", degree=0, smoothing=0)`` with
+    compiled, parallel evaluation (see :mod:`rawmamba.metadata.joint_interpolation_kernels`). Needs numba.
+
+    Args:
+        samples: ``(N, F)`` float64 sample features.
+        values: ``(N, C)`` float64 values at the samples.
+        neighbors: samples per local system, at most ``N``.
+    """
+
+    def __init__(self, samples: np.ndarray, values: np.ndarray, neighbors: int) -> None:
+        self.samples, self.values, self.neighbors = samples, values, neighbors
+        self.tree = KDTree(samples)  # as scipy builds it: the same ties among equally near samples
+
+    def __call__(self, queries: np.ndarray) -> np.ndarray:
+        """``(P, C)`` values at ``(P, F)`` query features; a singular local system (samples with equal features)
+        defers to scipy, which raises as it always did."""
+        kernels, threads = _kernels(), torch.get_num_threads()
+        _, neighbours = self.tree.query(queries, self.neighbors, workers=threads)
+        neighbours = np.sort(neighbours.reshape(len(queries), self.neighbors), axis=1)
+        with numba_threads(threads):
+            order = np.argsort(kernels.neighbourhood_keys(neighbours), kind="stable")
+            starts = kernels.group_starts(neighbours, order)
+            out = np.empty((len(queries), self.values.shape[1]))
+            singular = kernels.evaluate_groups(queries, self.samples, self.values, neighbours, order, starts, out)
+        if singular:
+            return RBFInterpolator(self.samples, self.values, neighbors=self.neighbors, kernel="linear", degree=0)(
+                queries
+            )
+        return out

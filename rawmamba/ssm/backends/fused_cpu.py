@@ -20,6 +20,7 @@ import importlib
 import torch
 
 from rawmamba.errors import RawMambaError
+from rawmamba.numba_support import numba_available, numba_threads
 from rawmamba.ssm.backends.reference import compute_dtype
 
 DEFAULT_CHECKPOINT_INTERVAL = 128
@@ -34,30 +35,17 @@ def _threads(u: torch.Tensor, n: int) -> int:
 
 
 def _launch(kernels, name: str, threads: int, *args) -> None:
-    """Run ``kernels.<name>`` on ``threads`` threads, or ``<name>_serial`` for one. numba's OpenMP threading layer
-    changes the process-wide OpenMP thread count when its pool starts (measured: torch went from 1 to 2 threads),
-    so torch's count is restored afterwards."""
-    torch_threads = torch.get_num_threads()
-    try:
-        if threads > 1:
-            kernels.set_threads(threads)
+    """Run ``kernels.<name>`` on ``threads`` threads, or ``<name>_serial`` for one (no thread pool)."""
+    if threads > 1:
+        with numba_threads(threads):
             getattr(kernels, name)(*args)
-        else:
-            getattr(kernels, name + "_serial")(*args)
-    finally:
-        if torch.get_num_threads() != torch_threads:
-            torch.set_num_threads(torch_threads)
+    else:
+        getattr(kernels, name + "_serial")(*args)
 
 
-@functools.cache
 def fused_cpu_available() -> bool:
-    """True when numba imports (the kernels then compile on first use); a numba built for another numpy fails to
-    import and counts as missing."""
-    try:
-        importlib.import_module("numba")
-    except ImportError:
-        return False
-    return True
+    """True when numba imports (the kernels then compile on first use)."""
+    return numba_available()
 
 
 @functools.cache

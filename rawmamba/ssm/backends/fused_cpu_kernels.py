@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
@@ -375,8 +374,3 @@ def scan_backward_serial(
             item, u, delta, At, B, C, D, z, bias, softplus, has_z, interval, checkpoints, dy, dh_last, parts, lanes,
             du, ddelta, dz, dA_b, dD_b, dbias_b, dB_p, dC_p,
         )  # fmt: skip
-
-
-def set_threads(threads: int) -> None:
-    """Use ``threads`` numba threads (clamped to numba's pool size) for the next kernel calls."""
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
