@@ -6,7 +6,8 @@
 # triton_best and triton_best with per-frame convs, then the other model cases with the default "auto" backend).
 # Needs python3 with torch (CUDA, with its bundled triton); pytest is optional; no network.
 #   OUT=/tmp/out bash benchmarks/gpu.sh   # SKIP_MODELS=1: the scan part only (about 2 minutes); CHECKS_TIMEOUT=s
-# Writes to $OUT: env.txt, pytest_gpu.log, gpu_checks.json, gpu_checks.log.
+#   PROFILE=1 adds a torch.profiler table of rawmamba_base, 5 frames of 1440x640 in bf16 (about 1 more minute)
+# Writes to $OUT: env.txt, pytest_gpu.log, gpu_checks.json, gpu_checks.log (and profile_base_video_bf16.txt).
 set -uo pipefail
 OUT=${OUT:-out}
 mkdir -p "$OUT"
@@ -28,3 +29,7 @@ ARGS=(--out "$OUT/gpu_checks.json")
 [[ -n "${SKIP_MODELS:-}" ]] && ARGS+=(--skip-models)
 timeout "${CHECKS_TIMEOUT:-190}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" 2>&1 | tee "$OUT/gpu_checks.log" | tail -n 60
 echo "gpu_checks exit status ${PIPESTATUS[0]} (124: timed out; the JSON then holds the scan part if it got that far)"
+if [[ -n "${PROFILE:-}" ]]; then
+    timeout 90 python3 benchmarks/profile_model.py --model rawmamba_base --frames 5 --height 640 --width 1440 \
+        --device cuda --dtype bf16 --out "$OUT/profile_base_video_bf16.txt" 2>&1 | tail -n 40
+fi

@@ -29,10 +29,11 @@ def main() -> None:
     parser.add_argument("--dtype", choices=("fp32", "bf16"), default="bf16")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, default=30)
+    parser.add_argument("--scan-backend", default=None, help="selective-scan backend (default: auto)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     device = torch.device(args.device)
-    model = create_model(args.model).to(device).eval()
+    model = create_model(args.model, mamba_backend=args.scan_backend).to(device).eval()
     x = torch.rand(1, args.frames, 3, args.height, args.width, device=device)
     meta_srgb, meta_raw = x[:, 0].clone(), torch.rand(1, 3, args.height, args.width, device=device)
     video = args.frames > 1
