@@ -138,7 +138,7 @@ class BiMamba(nn.Module):
         """``in_proj`` of (b, l, d_model) tokens as a contiguous (b, 2 d_inner, l): the layout of the conv1d and
         the scan (``in_proj(tokens).transpose(1, 2)`` would be a strided view that the scan has to copy)."""
         projected = self.in_proj.weight @ tokens.transpose(1, 2)
-        return projected if self.in_proj.bias is None else projected + self.in_proj.bias[:, None]
+        return projected if self.in_proj.bias is None else projected + self.in_proj.bias[:, None].to(projected.dtype)
 
     @property
     def bidirectional(self) -> bool:

@@ -10,6 +10,9 @@ Forward, three launches: (1) every chunk from a zero state -> its local end stat
 kernel carries the true start state across chunks (sequential in chunks, parallel in channels and states);
 (3) every chunk again from its true start -> ``y`` (eq. 3, ``D`` skip, ``silu(z)`` gate), and, when autograd needs
 it, the state at every tile start (the checkpoints, (b, d, ceil(l / block_t), n) float32).
+``forward="loop"`` runs (1) and (3) with another kernel that walks the chunk one position at a time, the
+(block_d, n) state in registers, one warp per program, instead of the tiles' scan tree; same results and
+checkpoints.
 
 Backward, three launches mirroring the forward, in reverse time: the adjoint ``g_t = dL/dh_t`` obeys
 ``g_t = C_t ds_t + a_{t+1} g_{t+1}``; (1) local adjoints per chunk, (2) carry across chunks in reverse,
