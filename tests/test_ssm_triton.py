@@ -80,9 +80,12 @@ def test_triton_interpreted_matches_reference(interpreter, length, optional, gro
 
 
 @requires_triton
-def test_triton_interpreted_bfloat16_inputs_keep_dtypes(interpreter):
+@pytest.mark.parametrize("forward", ["tile", "loop"])
+def test_triton_interpreted_bfloat16_inputs_keep_dtypes(interpreter, forward):
     inputs = {k: v.detach().to(torch.bfloat16) for k, v in make_inputs(20, torch.float32, True, None).items()}
-    y, h = selective_scan_triton(**inputs, delta_softplus=True, return_last_state=True, chunk=8, block_t=8)
+    y, h = selective_scan_triton(
+        **inputs, delta_softplus=True, return_last_state=True, chunk=8, block_t=8, forward=forward
+    )
     y_ref, h_ref = selective_scan_reference(**inputs, delta_softplus=True, return_last_state=True)
     assert y.dtype == torch.bfloat16 and h.dtype == torch.float32
     assert_close("last_state", h, h_ref)
