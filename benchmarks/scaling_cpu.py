@@ -39,13 +39,11 @@ from pathlib import Path
 import torch
 from scan_cpu import cpu_environment, time_it
 
-from rawmamba.allocator import reuse_freed_memory
+from rawmamba.allocator import HUGE_PAGES_ENV, reuse_freed_memory
 from rawmamba.metadata import grid_mask
 from rawmamba.models import create_model
 from rawmamba.models.sample_refinement import REFINEMENTS
 from rawmamba.ssm import DEFAULT_BACKEND, ENV_VAR, get_backend
-
-HUGE_PAGES = "THP_MEM_ALLOC_ENABLE"  # PyTorch's switch for transparent huge pages behind large CPU tensors
 
 
 def case_inputs(kind: str, frames: int, h: int, w: int, given_flow: bool) -> tuple:
@@ -124,7 +122,7 @@ def main() -> None:
         cmd += ["--repeats", str(args.repeats)] + (["--given-flow"] if args.given_flow else [])
         cmd += ["--default-allocator"] if args.default_allocator else []
         cmd += ["--sample-refinement", args.sample_refinement, "--model", args.model]
-        env = os.environ if args.default_allocator else {**os.environ, HUGE_PAGES: "1"}
+        env = os.environ if args.default_allocator else {**os.environ, HUGE_PAGES_ENV: "1"}
         row = json.loads(subprocess.run(cmd, stdout=subprocess.PIPE, check=True, env=env).stdout)
         rows.append(row)
         print(
@@ -153,7 +151,7 @@ def main() -> None:
         "video_flow": "given (zero)" if args.given_flow else "computed by the model with OpenCV DIS",
         "allocator": "defaults"
         if args.default_allocator
-        else f"{HUGE_PAGES}=1 and rawmamba.allocator.reuse_freed_memory()",
+        else f"{HUGE_PAGES_ENV}=1 and rawmamba.allocator.reuse_freed_memory()",
         "repeats": args.repeats,
         "statistic": "median seconds over the repeats after one warm-up (wall clock; *_cpu_s: process CPU time)",
         "peak_memory_method": "ru_maxrss after the timed forwards minus before the warm-up, fresh process per case",
