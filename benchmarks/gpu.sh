@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Selective-scan GPU checks and timings (under 5 minutes on one H100): the GPU tests of tests/test_ssm*.py,
-# then benchmarks/gpu_checks.py (chunked / triton (both forward kernels) / mamba_ssm against the float64 CPU
-# reference, scan forward and forward+backward timings, a sweep of the Triton forward kernels and sizes whose
-# fastest becomes the backend "triton_best", rawmamba_base on 5 frames of 1440x640 in bf16 with triton,
-# triton_best and triton_best with per-frame convs, then the other model cases with the default "auto" backend).
+# GPU checks and timings in under 5 minutes on one H100:
+#   1. the GPU tests of tests/test_ssm*.py (SKIP_PYTEST=1 skips them);
+#   2. benchmarks/gpu_checks.py: chunked / triton (both forward kernels) / mamba_ssm against the float64 CPU
+#      reference, scan forward and forward+backward timings, a sweep of the Triton forward kernels whose fastest
+#      setting becomes the backend "triton_best"; rawmamba_base on 5 frames of 1440x640 in bf16 with triton and
+#      triton_best, convs per frame (all, depth-wise, dense), channels-last conv weights, cudnn.benchmark off and
+#      on; then the other model cases with the default ("auto") backend (SKIP_MODELS=1: the scan part only);
+#   3. benchmarks/conv_paths_cuda.py: each conv of rawmamba_base on the video, timed along every path.
+# Optional: PROFILE=1 adds a torch.profiler table of rawmamba_base on the video in bf16 (cudnn.benchmark on;
+# about 1 more minute); COMPILE=1 times rawmamba_base on the video under torch.compile (up to 2 more minutes).
 # Needs python3 with torch (CUDA, with its bundled triton); pytest is optional; no network.
-#   OUT=/tmp/out bash benchmarks/gpu.sh   # SKIP_MODELS=1: the scan part only (about 2 minutes); CHECKS_TIMEOUT=s
-#   PROFILE=1 adds a torch.profiler table of rawmamba_base, 5 frames of 1440x640 in bf16 (about 1 more minute)
-# Writes to $OUT: env.txt, pytest_gpu.log, gpu_checks.json, gpu_checks.log (and profile_base_video_bf16.txt).
+#   OUT=/tmp/out bash benchmarks/gpu.sh
+# Writes to $OUT: env.txt, pytest_gpu.log, gpu_checks.json/.log, conv_paths.json/.log (profile_base_video_bf16.txt,
+# gpu_compile.json/.log).
 set -uo pipefail
 OUT=${OUT:-out}
 mkdir -p "$OUT"
@@ -18,7 +23,9 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
     python3 -c "import rawmamba.ssm as s; print('available', s.available_backends(), 'auto on cuda:',
 s.get_backend('auto', device_type='cuda').name)"
 } 2>&1 | tee "$OUT/env.txt"
-if python3 -c "import pytest" 2>/dev/null; then
+if [[ -n "${SKIP_PYTEST:-}" ]]; then
+    echo "GPU tests skipped (SKIP_PYTEST)" | tee "$OUT/pytest_gpu.log"
+elif python3 -c "import pytest" 2>/dev/null; then
     timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_ssm.py tests/test_ssm_triton.py -k "gpu" \
         2>&1 | tail -n 40 | tee "$OUT/pytest_gpu.log"
 else
@@ -27,9 +34,23 @@ else
 fi
 ARGS=(--out "$OUT/gpu_checks.json")
 [[ -n "${SKIP_MODELS:-}" ]] && ARGS+=(--skip-models)
-timeout "${CHECKS_TIMEOUT:-190}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" 2>&1 | tee "$OUT/gpu_checks.log" | tail -n 60
-echo "gpu_checks exit status ${PIPESTATUS[0]} (124: timed out; the JSON then holds the scan part if it got that far)"
-if [[ -n "${PROFILE:-}" ]]; then
-    timeout 90 python3 benchmarks/profile_model.py --model rawmamba_base --frames 5 --height 640 --width 1440 \
-        --device cuda --dtype bf16 --out "$OUT/profile_base_video_bf16.txt" 2>&1 | tail -n 40
+timeout "${CHECKS_TIMEOUT:-190}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" > "$OUT/gpu_checks.log" 2>&1
+echo "gpu_checks exit status $? (124: timed out; the JSON then holds what was done)"
+grep -v "^model\|^scan\|^triton_sweep" "$OUT/gpu_checks.log" | tail -n 20
+if [[ -z "${SKIP_MODELS:-}" ]]; then
+    timeout 60 python3 benchmarks/conv_paths_cuda.py --out "$OUT/conv_paths.json" > "$OUT/conv_paths.log" 2>&1
+    echo "conv_paths exit status $?"; tail -n 2 "$OUT/conv_paths.log"
 fi
+if [[ -n "${PROFILE:-}" ]]; then
+    timeout 60 python3 benchmarks/profile_model.py --model rawmamba_base --frames 5 --height 640 --width 1440 \
+        --device cuda --dtype bf16 --cudnn-benchmark --out "$OUT/profile_base_video_bf16.txt" > /dev/null 2>&1
+    echo "profile exit status $?"
+fi
+if [[ -n "${COMPILE:-}" ]]; then
+    BEST=$(python3 -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1])).get('triton_best') or {}))" \
+        "$OUT/gpu_checks.json" 2>/dev/null || echo '{}')
+    timeout 120 python3 benchmarks/gpu_checks.py --compile --triton-options "$BEST" --out "$OUT/gpu_compile.json" \
+        > "$OUT/gpu_compile.log" 2>&1
+    echo "compile exit status $? (124: the compile took over 2 minutes)"
+fi
+python3 benchmarks/gpu_summary.py "$OUT"

@@ -26,6 +26,7 @@ import contextlib
 import functools
 import json
 import statistics
+import time
 import traceback
 from pathlib import Path
 
@@ -143,22 +144,39 @@ def guarded(result: list | dict, key, function, *args, **kwargs) -> None:
     print(key, value, flush=True)
 
 
-def per_frame_conv_volume(conv: torch.nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
-    """``conv_volume`` computing every 3-D conv it can frame by frame, on any device (as it does on the CPU)."""
-    if x.dim() == 5 and per_frame_applies(conv) and conv.kernel_size != (1, 1, 1):
+PER_FRAME_KINDS = ("all", "depthwise", "dense")
+
+
+def per_frame_conv_volume(conv: torch.nn.Conv3d, x: torch.Tensor, kind: str = "all") -> torch.Tensor:
+    """``conv_volume`` computing the 3-D convs of ``kind`` frame by frame on any device (as it does on the CPU):
+    ``"all"``, ``"depthwise"`` (groups == channels) or ``"dense"`` (the others); 1x1x1 convs stay conv3d."""
+    depthwise = conv.groups > 1 and conv.groups == conv.in_channels
+    chosen = kind == "all" or (kind == "depthwise") == depthwise
+    if x.dim() == 5 and chosen and per_frame_applies(conv) and conv.kernel_size != (1, 1, 1):
         return conv3d_per_frame(x, conv.weight, conv.bias, conv.padding[1:], conv.groups)
     return conv(x)
 
 
 @contextlib.contextmanager
-def convs_per_frame():
-    """The decoder and LTA-Mamba use :func:`per_frame_conv_volume` inside the block."""
+def convs_per_frame(kind: str = "all"):
+    """The decoder and LTA-Mamba use :func:`per_frame_conv_volume` (of ``kind``) inside the block."""
     saved = decoder.conv_volume, lta_mamba.conv_volume
-    decoder.conv_volume = lta_mamba.conv_volume = per_frame_conv_volume
+    decoder.conv_volume = lta_mamba.conv_volume = functools.partial(per_frame_conv_volume, kind=kind)
     try:
         yield
     finally:
         decoder.conv_volume, lta_mamba.conv_volume = saved
+
+
+@contextlib.contextmanager
+def cudnn_benchmarking(enabled: bool):
+    """``torch.backends.cudnn.benchmark = enabled`` inside the block (cuDNN times its algorithms per shape)."""
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
 
 
 def time_model(
@@ -168,20 +186,30 @@ def time_model(
     width: int,
     dtype: torch.dtype,
     backend: str | None = None,
-    per_frame_convs: bool = False,
+    per_frame_convs: str | None = None,
     channels_last: bool = False,
+    cudnn_benchmark: bool = False,
+    compile_model: bool = False,
 ) -> dict:
     model = create_model(name, mamba_backend=backend).cuda().eval()
-    if channels_last:  # 5-D conv weights channels-last: cuDNN then runs the 3-D convs in NDHWC
-        model = model.to(memory_format=torch.channels_last_3d)
+    if channels_last:  # 3-D conv weights channels-last: cuDNN then runs the 3-D convs in NDHWC
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv3d):
+                module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
     x = torch.rand(1, frames, 3, height, width, device="cuda")
     meta_srgb, meta_raw = x[:, 0].clone(), torch.rand(1, 3, height, width, device="cuda")
     flow = torch.zeros(1, frames, 2, height, width, device="cuda")
     mask = None if frames > 1 else (torch.rand(1, 1, height, width, device="cuda") < 1 / 64).float()
-    conv_mode = convs_per_frame() if per_frame_convs else contextlib.nullcontext()
-    with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32), conv_mode:
+    conv_mode = convs_per_frame(per_frame_convs) if per_frame_convs else contextlib.nullcontext()
+    forward = torch.compile(model) if compile_model else model
+    autocast = torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32)
+    with torch.no_grad(), autocast, conv_mode, cudnn_benchmarking(cudnn_benchmark):
         torch.cuda.reset_peak_memory_stats()
-        ms = cuda_time(lambda: model(x, meta_srgb, meta_raw, meta_mask=mask, flow=flow if mask is None else None), 3)
+        first = time.perf_counter()
+        forward(x, meta_srgb, meta_raw, meta_mask=mask, flow=flow if mask is None else None)  # compiles, autotunes
+        torch.cuda.synchronize()
+        first_s = time.perf_counter() - first
+        ms = cuda_time(lambda: forward(x, meta_srgb, meta_raw, meta_mask=mask, flow=flow if mask is None else None), 5)
     return {
         "model": name,
         "frames": frames,
@@ -194,6 +222,9 @@ def time_model(
         "scan_backend": backend or get_backend(device_type="cuda").name,
         "convs_per_frame": per_frame_convs,
         "channels_last_3d_weights": channels_last,
+        "cudnn_benchmark": cudnn_benchmark,
+        "compiled": compile_model,
+        "first_call_s": first_s,
     }
 
 
@@ -213,6 +244,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_checks.json"))
     parser.add_argument("--skip-models", action="store_true", help="only the scan checks and timings")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="only rawmamba_base on the video in bf16 under torch.compile (cudnn.benchmark on)",
+    )
+    parser.add_argument(
+        "--triton-options",
+        type=json.loads,
+        default=None,
+        help='with --compile: keyword arguments of the Triton scan, e.g. \'{"forward": "loop"}\'',
+    )
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -228,6 +270,18 @@ def main() -> None:
         "triton_sweep": [],
         "models": [],
     }
+    video = (5, 640, 1440)
+    if args.compile:  # only the compiled case, in its own process (the compile can take minutes)
+        backend = "triton"
+        if args.triton_options:
+            register_backend(
+                "triton_best", functools.partial(selective_scan_triton, **args.triton_options), triton_available
+            )
+            backend = "triton_best"
+        result["triton_best"] = args.triton_options
+        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, backend,
+                      cudnn_benchmark=True, compile_model=True)  # fmt: skip
+        return
     for backend in backends:
         guarded(result["correctness"], backend, check_correctness, backend)
     if "triton" in backends:
@@ -255,18 +309,20 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2))
     if args.skip_models:
         return
-    video = (5, 640, 1440)
     if best is not None:  # the issue's target first: rawmamba_base, 5 frames of 1440x640, bf16
-        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton")
-        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best")
-        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best", per_frame_convs=True)
-        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best", channels_last=True)
-    cases = [(dtype, None) for dtype in (torch.float32, torch.bfloat16)]  # the automatic backend
-    cases += [(torch.bfloat16, backend) for backend in backends if backend != get_backend(device_type="cuda").name]
-    for name in ("rawmamba_tiny", "rawmamba_base"):
+        for cudnn_benchmark in (False, True):
+            for backend in ("triton", "triton_best") if not cudnn_benchmark else ("triton_best",):
+                guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, backend,
+                              cudnn_benchmark=cudnn_benchmark)  # fmt: skip
+            for kind in PER_FRAME_KINDS:
+                guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best",
+                              per_frame_convs=kind, cudnn_benchmark=cudnn_benchmark)  # fmt: skip
+            guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best",
+                          channels_last=True, cudnn_benchmark=cudnn_benchmark)  # fmt: skip
+    for name in ("rawmamba_tiny", "rawmamba_base"):  # the automatic backend
         for size in (video, (1, 1024, 1024)):
-            for dtype, backend in cases:
-                guarded_model(result, args.out, name, *size, dtype, backend)
+            for dtype in (torch.float32, torch.bfloat16):
+                guarded_model(result, args.out, name, *size, dtype)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, default=30)
     parser.add_argument("--scan-backend", default=None, help="selective-scan backend (default: auto)")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     device = torch.device(args.device)
     model = create_model(args.model, mamba_backend=args.scan_backend).to(device).eval()
     x = torch.rand(1, args.frames, 3, args.height, args.width, device=device)
@@ -56,7 +58,8 @@ def main() -> None:
     sort = "cuda_time_total" if cuda else "cpu_time_total"
     table = prof.key_averages().table(sort_by=sort, row_limit=args.rows)
     device_name = torch.cuda.get_device_name() if cuda else "cpu"
-    header = (f"{args.model} {args.frames}x{args.height}x{args.width} {args.dtype}, {args.repeats} forwards; "
+    header = (f"{args.model} {args.frames}x{args.height}x{args.width} {args.dtype}, {args.repeats} forwards, "
+              f"scan backend {args.scan_backend or 'auto'}, cudnn.benchmark {args.cudnn_benchmark}; "
               f"commit {code_version()}, torch {torch.__version__}, {device_name}\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(header + table + "\n")

@@ -1,0 +1,74 @@
+"""A short table of what ``benchmarks/gpu.sh`` wrote to a folder (the JSON files stay the full record).
+
+python benchmarks/gpu_summary.py OUT
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def model_label(entry: dict) -> str:
+    flags = [
+        f"per-frame {entry['convs_per_frame']}" if entry.get("convs_per_frame") else "",
+        "cl3d" if entry.get("channels_last_3d_weights") else "",
+        "bench" if entry.get("cudnn_benchmark") else "",
+        "compiled" if entry.get("compiled") else "",
+    ]
+    size = f"{entry['frames']}x{entry['height']}x{entry['width']}"
+    return f"{entry['model']} {size} {entry['dtype'].split('.')[-1]} {entry['scan_backend']} " + " ".join(
+        f for f in flags if f
+    )
+
+
+def summarise(out: Path) -> list[str]:
+    lines = []
+    checks = load(out / "gpu_checks.json")
+    if checks:
+        lines.append(f"commit {checks['commit']}  torch {checks['torch']}  {checks['device']}")
+        for name, worst in checks["correctness"].items():
+            lines.append(f"correct {name}: " + json.dumps(worst)[:150])
+        for r in checks["scan"] + checks["triton_sweep"]:
+            if "ms" in r:
+                fb = r["forward_backward_ms"]
+                lines.append(
+                    f"scan {r['backend']} {r['options']} L={r['L']}: {r['ms']:.3f} ms"
+                    + (f", f+b {fb:.2f} ms" if fb else "")
+                    + f", {r['ms'] / r['floor_ms']:.1f}x floor"
+                )
+            else:
+                lines.append(f"scan error {r.get('error', '')[:150]}")
+        lines.append(f"triton_best {checks.get('triton_best')}")
+    for name in ("gpu_checks.json", "gpu_compile.json"):
+        for entry in (load(out / name) or {}).get("models", []):
+            if "ms" in entry:
+                lines.append(
+                    f"model {model_label(entry)}: {entry['ms']:.1f} ms, {entry['frames_per_s']:.1f} fps, "
+                    f"{entry['peak_gib']:.2f} GiB, first call {entry.get('first_call_s', float('nan')):.1f} s"
+                )
+            else:
+                lines.append(f"model error {entry.get('case')} {entry.get('error', '')[:200]}")
+    convs = load(out / "conv_paths.json")
+    if convs:
+        totals = convs["total_ms_per_forward"]
+        lines.append("conv ms per forward: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(totals.items())))
+        for entry in convs["convs"]:
+            ms = entry["ms"]
+            lines.append(
+                f"conv {entry['module']} {entry['input']} x{entry['calls']}: module {ms['module']:.3f}, "
+                f"fastest {entry['fastest']} {ms[entry['fastest']]:.3f}"
+            )
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(summarise(Path(sys.argv[1]))))
