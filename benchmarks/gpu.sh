@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # GPU checks and timings in under 5 minutes on one H100:
-#   1. the GPU tests of tests/test_ssm*.py (SKIP_PYTEST=1 skips them);
-#   2. benchmarks/gpu_checks.py: chunked / triton (both forward kernels) / mamba_ssm against the float64 CPU
+#   1. benchmarks/gpu_checks.py: chunked / triton (both forward kernels) / mamba_ssm against the float64 CPU
 #      reference, scan forward and forward+backward timings, a sweep of the Triton forward kernels whose fastest
 #      setting becomes the backend "triton_best"; rawmamba_base on 5 frames of 1440x640 in bf16 with triton and
-#      triton_best, convs per frame (all, depth-wise, dense), channels-last conv weights, cudnn.benchmark off and
-#      on; then the other model cases with the default ("auto") backend (SKIP_MODELS=1: the scan part only);
-#   3. benchmarks/conv_paths_cuda.py: each conv of rawmamba_base on the video, timed along every path.
-# Optional: PROFILE=1 adds a torch.profiler table of rawmamba_base on the video in bf16 (cudnn.benchmark on;
-# about 1 more minute); COMPILE=1 times rawmamba_base on the video under torch.compile (up to 2 more minutes).
+#      triton_best, then the other model cases with both (SKIP_MODELS=1: the scan part only);
+#   2. the GPU tests of tests/test_ssm*.py (SKIP_PYTEST=1 skips them).
+# Optional: CONV_PATHS=1 adds benchmarks/conv_paths_cuda.py (each conv of rawmamba_base on the video, timed
+# along every path; about 30 s); VARIANTS=1 the conv variants of gpu_checks.py (--variants); PROFILE=1 a
+# torch.profiler table of rawmamba_base on the video in bf16 (cudnn.benchmark on; about 1 more minute); COMPILE=1 times rawmamba_base on the video under torch.compile (up to 2 more minutes).
 # Needs python3 with torch (CUDA, with its bundled triton); pytest is optional; no network.
 #   OUT=/tmp/out bash benchmarks/gpu.sh
 # Writes to $OUT: env.txt, pytest_gpu.log, gpu_checks.json/.log, conv_paths.json/.log (profile_base_video_bf16.txt,
@@ -23,21 +22,22 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
     python3 -c "import rawmamba.ssm as s; print('available', s.available_backends(), 'auto on cuda:',
 s.get_backend('auto', device_type='cuda').name)"
 } 2>&1 | tee "$OUT/env.txt"
+ARGS=(--out "$OUT/gpu_checks.json")
+[[ -n "${SKIP_MODELS:-}" ]] && ARGS+=(--skip-models)
+[[ -n "${VARIANTS:-}" ]] && ARGS+=(--variants)
+timeout "${CHECKS_TIMEOUT:-230}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" > "$OUT/gpu_checks.log" 2>&1
+echo "gpu_checks exit status $? (124: timed out; the JSON then holds what was done)"
+grep -v "^model\|^scan\|^triton_sweep" "$OUT/gpu_checks.log" | tail -n 20
 if [[ -n "${SKIP_PYTEST:-}" ]]; then
     echo "GPU tests skipped (SKIP_PYTEST)" | tee "$OUT/pytest_gpu.log"
 elif python3 -c "import pytest" 2>/dev/null; then
-    timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_ssm.py tests/test_ssm_triton.py -k "gpu" \
+    timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_ssm.py tests/test_ssm_triton.py -k "gpu" \
         2>&1 | tail -n 40 | tee "$OUT/pytest_gpu.log"
 else
     echo "pytest not installed: GPU tests skipped (gpu_checks.py still compares against the reference)" \
         | tee "$OUT/pytest_gpu.log"
 fi
-ARGS=(--out "$OUT/gpu_checks.json")
-[[ -n "${SKIP_MODELS:-}" ]] && ARGS+=(--skip-models)
-timeout "${CHECKS_TIMEOUT:-190}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" > "$OUT/gpu_checks.log" 2>&1
-echo "gpu_checks exit status $? (124: timed out; the JSON then holds what was done)"
-grep -v "^model\|^scan\|^triton_sweep" "$OUT/gpu_checks.log" | tail -n 20
-if [[ -z "${SKIP_MODELS:-}" ]]; then
+if [[ -n "${CONV_PATHS:-}" ]]; then
     timeout 60 python3 benchmarks/conv_paths_cuda.py --out "$OUT/conv_paths.json" > "$OUT/conv_paths.log" 2>&1
     echo "conv_paths exit status $?"; tail -n 2 "$OUT/conv_paths.log"
 fi
@@ -47,7 +47,7 @@ if [[ -n "${PROFILE:-}" ]]; then
     echo "profile exit status $?"
 fi
 if [[ -n "${COMPILE:-}" ]]; then
-    BEST=$(python3 -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1])).get('triton_best') or {}))" \
+    BEST=$(python3 -c "import json,sys; print(json.dumps((json.load(open(sys.argv[1])).get('triton_best') or {}).get('options') or {}))" \
         "$OUT/gpu_checks.json" 2>/dev/null || echo '{}')
     timeout 120 python3 benchmarks/gpu_checks.py --compile --triton-options "$BEST" --out "$OUT/gpu_compile.json" \
         > "$OUT/gpu_compile.log" 2>&1

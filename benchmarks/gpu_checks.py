@@ -2,19 +2,19 @@
 
     python benchmarks/gpu_checks.py --out benchmarks/results/gpu_checks.json [--skip-models]
 
-1. Correctness: every available GPU backend (``chunked``, ``triton``, ``mamba_ssm``) on CUDA in float32, and
-   ``triton`` with bfloat16 inputs, against the sequential reference on the CPU in float64: outputs, last
-   state and gradients, at awkward lengths.
+1. Correctness: every available GPU backend (``chunked``, ``triton``, ``mamba_ssm``) on CUDA in float32, the
+   Triton ``loop`` forward on contiguous and on token-major inputs, and ``triton`` with bfloat16 inputs, against
+   the sequential reference on the CPU in float64: outputs, last state and gradients, at awkward lengths.
 2. Timings (CUDA events, median of repeats): the scan forward, and forward+backward, for d=192, n=16 at L up
    to 288,000 (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
-   a sweep of the Triton forward kernels (``tile`` and ``loop``) and their sizes, forward only at L=288,000, whose
-   fastest setting is registered as the backend ``triton_best`` (and timed forward+backward too).
-3. Models: ``rawmamba_base`` on 5 frames of 1440x640 in bf16 first (the issue's target), with ``triton`` (the
-   defaults), ``triton_best``, and ``triton_best`` with every 3-D conv computed frame by frame
-   (:func:`rawmamba.models.volume_conv.conv3d_per_frame`, as on the CPU), and ``triton_best`` with the 3-D conv
-   weights in channels-last-3d memory format; then ``rawmamba_tiny`` and
-   ``rawmamba_base`` on the video and on a 1024x1024 image, fp32 and bf16, with the default (``auto``) backend,
-   whose choice is recorded, and in bf16 with each other GPU backend.
+   a sweep of the Triton forward kernels (:data:`TRITON_SWEEP`: ``tile``, and ``loop`` on contiguous and on
+   token-major inputs, with their sizes), forward only at L=288,000, whose fastest setting is registered as the
+   backend ``triton_best`` (token-major if it was timed so) and timed forward+backward and in bfloat16 too.
+3. Models: ``rawmamba_base`` on 5 frames of 1440x640 in bf16 first (the issue's target) with ``triton`` (the
+   defaults) and ``triton_best``, and ``triton_best`` with the depth-wise convs computed frame by frame; then
+   ``rawmamba_tiny`` and ``rawmamba_base`` on the video and a 1024x1024 image with both backends.
+   ``--variants`` adds the conv experiments of an earlier round (per-frame convs of each kind, channels-last
+   conv weights, cudnn.benchmark); ``--compile`` times only the compiled model.
 A failing backend is recorded as an error and the rest still runs. Results go to JSON with the code version,
 torch version and device.
 """
@@ -33,51 +33,79 @@ from pathlib import Path
 import torch
 
 from rawmamba.models import create_model, decoder, lta_mamba
+from rawmamba.models.bimamba import BiMamba
 from rawmamba.models.volume_conv import conv3d_per_frame, per_frame_applies
 from rawmamba.ssm import available_backends, get_backend, register_backend, selective_scan, selective_scan_triton
 from rawmamba.ssm.backends.triton_scan import triton_available
 from rawmamba.train.checkpoint import code_version
 
 GPU_BACKENDS = ("chunked", "triton", "mamba_ssm")
-# Forward-kernel settings of the sweep (the default, tile with chunk 1024, block_t 64, block_d 2, is timed too).
+# Forward-kernel settings of the sweep, (options of selective_scan_triton, token-major inputs); the default
+# (tile, chunk 1024, block_t 64, block_d 2, contiguous) is timed too.
 TRITON_SWEEP = [
-    dict(forward="tile", chunk=256, block_t=32, block_d=4),
-    dict(forward="tile", chunk=4096, block_t=128, block_d=1),
+    (dict(forward="loop", chunk=1024, block_d=32), False),  # the fastest of the last sweep (3.6 ms)
     *(
-        dict(forward="loop", chunk=c, block_t=64, block_d=d)
-        for c, d in ((1024, 16), (512, 16), (2048, 16), (1024, 8), (1024, 32), (256, 16))
-    ),
+        (dict(forward="loop", chunk=c, block_d=d, num_warps=w), True)
+        for c, d, w in (
+            (1024, 32, 1),
+            (512, 32, 1),
+            (256, 32, 1),
+            (2048, 32, 1),
+            (512, 16, 1),
+            (512, 64, 1),
+            (512, 64, 2),
+            (256, 64, 2),
+            (1024, 64, 2),
+            (512, 128, 4),
+        )
+    ),  # fmt: skip
 ]
 
 BYTES_PER_SECOND = 3.0e12  # H100 device-to-device copy, measured (docs/REFERENCE.md)
 
 
-def _inputs(batch, dim, state, length, device, dtype, generator):
+def _inputs(batch, dim, state, length, device, dtype, generator, token_major=False):
+    """u, delta, A, B, C, D, z, delta_bias; token_major: u, delta, z, B, C as (b, l, *) tensors seen as (b, *, l)."""
+
     def rand(*shape):
         return torch.randn(*shape, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
 
-    u, delta, z = rand(batch, dim, length), rand(batch, dim, length) * 0.5, rand(batch, dim, length)
+    def sequence(channels, scale=1.0):
+        if token_major:
+            return (rand(batch, length, channels) * scale).transpose(1, 2)
+        return rand(batch, channels, length) * scale
+
+    u, delta, z = sequence(dim), sequence(dim, 0.5), sequence(dim)
     a = -torch.rand(dim, state, generator=generator, dtype=torch.float64).to(device, dtype) - 0.5
-    b, c = rand(batch, state, length), rand(batch, state, length)
+    b, c = sequence(state), sequence(state)
     d, bias = rand(dim), rand(dim) * 0.1
     return [u, delta, a, b, c, d, z, bias]
 
 
-def check_correctness(backend: str, lengths=(1, 7, 64, 1000, 4097), dtype: torch.dtype = torch.float32) -> dict:
-    """Largest relative differences of a CUDA backend (inputs in ``dtype``) against the float64 CPU reference."""
+def check_correctness(
+    backend: str, lengths=(1, 7, 64, 1000, 4097), dtype: torch.dtype = torch.float32, token_major: bool = False
+) -> dict:
+    """Largest relative differences of a CUDA backend (inputs in ``dtype``, token-major views if asked) against
+    the float64 CPU reference."""
     worst = {"output": 0.0, "state": 0.0, "grad": 0.0}
     for length in lengths:
         generator = torch.Generator().manual_seed(length)
         reference = [x.requires_grad_() for x in _inputs(2, 40, 16, length, "cpu", torch.float64, generator)]
         candidate = [x.detach().cuda().to(dtype).requires_grad_() for x in reference]
+        if token_major:  # same values in (b, l, *) memory, seen as (b, *, l)
+            candidate = [
+                x.detach().transpose(1, 2).contiguous().transpose(1, 2).requires_grad_() if x.dim() == 3 else x
+                for x in candidate
+            ]
+            assert candidate[0].stride(1) == 1
         results = []
         for tensors, name in ((reference, "reference"), (candidate, backend)):
             u, delta, a, b, c, d, z, bias = tensors
             out, state = selective_scan(
                 u, delta, a, b, c, D=d, z=z, delta_bias=bias, delta_softplus=True, return_last_state=True, backend=name
             )
-            (out * torch.linspace(-1, 1, out.shape[-1], device=out.device, dtype=out.dtype)).sum().backward()
-            results.append((out, state, [t.grad for t in tensors]))
+            loss = (out * torch.linspace(-1, 1, out.shape[-1], device=out.device, dtype=out.dtype)).sum()
+            results.append((out, state, torch.autograd.grad(loss, tensors)))
         (out_ref, state_ref, grads_ref), (out_gpu, state_gpu, grads_gpu) = results
 
         def relative(x, y):
@@ -104,11 +132,18 @@ def cuda_time(function, repeats: int = 5) -> float:
 
 
 def time_scan(
-    backend: str, length: int, dim: int = 192, state: int = 16, with_backward: bool = True, **options
+    backend: str,
+    length: int,
+    dim: int = 192,
+    state: int = 16,
+    with_backward: bool = True,
+    token_major: bool = False,
+    dtype: torch.dtype = torch.float32,
+    **options,
 ) -> dict:
     """Forward and forward+backward milliseconds of one backend (``options``: keyword arguments of triton's)."""
     generator = torch.Generator().manual_seed(0)
-    tensors = [x.requires_grad_() for x in _inputs(1, dim, state, length, "cuda", torch.float32, generator)]
+    tensors = [x.requires_grad_() for x in _inputs(1, dim, state, length, "cuda", dtype, generator, token_major)]
     u, delta, a, b, c, d, z, bias = tensors
 
     def run():
@@ -120,10 +155,13 @@ def time_scan(
     with torch.no_grad():
         ms = cuda_time(run)
     fb_ms = cuda_time(lambda: run().sum().backward()) if with_backward else None
-    floor_bytes = 4 * (4 * dim * length + 2 * state * length)  # read u, delta, z, write y; read B, C
+    size = torch.finfo(dtype).bits // 8
+    floor_bytes = size * (4 * dim * length + 2 * state * length)  # read u, delta, z, write y; read B, C
     return {
         "backend": backend,
         "options": options,
+        "token_major": token_major,
+        "dtype": str(dtype),
         "L": length,
         "ms": ms,
         "forward_backward_ms": fb_ms,
@@ -245,6 +283,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_checks.json"))
     parser.add_argument("--skip-models", action="store_true", help="only the scan checks and timings")
     parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="also rawmamba_base with per-frame convs of each kind, channels-last conv weights, cudnn.benchmark",
+    )
+    parser.add_argument(
         "--compile",
         action="store_true",
         help="only rawmamba_base on the video in bf16 under torch.compile (cudnn.benchmark on)",
@@ -274,9 +317,7 @@ def main() -> None:
     if args.compile:  # only the compiled case, in its own process (the compile can take minutes)
         backend = "triton"
         if args.triton_options:
-            register_backend(
-                "triton_best", functools.partial(selective_scan_triton, **args.triton_options), triton_available
-            )
+            register_best(args.triton_options, token_major=args.triton_options.get("forward") == "loop")
             backend = "triton_best"
         result["triton_best"] = args.triton_options
         guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, backend,
@@ -287,42 +328,79 @@ def main() -> None:
     if "triton" in backends:
         register_backend("triton_loop", functools.partial(selective_scan_triton, forward="loop"), triton_available)
         guarded(result["correctness"], "triton_loop", check_correctness, "triton_loop")
+        guarded(result["correctness"], "triton_loop_token_major", check_correctness, "triton_loop", token_major=True)
         guarded(result["correctness"], "triton_bfloat16", check_correctness, "triton", dtype=torch.bfloat16)
+        guarded(result["correctness"], "triton_loop_bfloat16_token_major", check_correctness, "triton_loop",
+                dtype=torch.bfloat16, token_major=True)  # fmt: skip
     for backend in backends:
         for length in (20_480, 288_000):
             guarded(result["scan"], "scan", time_scan, backend, length)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     best = None
     if "triton" in backends:
-        for options in TRITON_SWEEP:
-            guarded(
-                result["triton_sweep"], "triton_sweep", time_scan, "triton", 288_000, with_backward=False, **options
-            )
+        for options, token_major in TRITON_SWEEP:
+            guarded(result["triton_sweep"], "triton_sweep", time_scan, "triton", 288_000, with_backward=False,
+                    token_major=token_major, **options)  # fmt: skip
         timed = [r for r in result["scan"] + result["triton_sweep"] if r.get("backend") == "triton" and "ms" in r]
         timed = [r for r in timed if r["L"] == 288_000]  # the defaults have options {}
-        best = min(timed, key=lambda r: r["ms"])["options"] if timed else None
-        result["triton_best"] = best
-        if best is not None:
-            register_backend("triton_best", functools.partial(selective_scan_triton, **best), triton_available)
-        if best:
-            guarded(result["scan"], "scan", time_scan, "triton", 288_000, **best)
+        fastest = min(timed, key=lambda r: r["ms"]) if timed else None
+        if fastest is not None:
+            best, best_token_major = fastest["options"], fastest["token_major"]
+            result["triton_best"] = {"options": best, "token_major": best_token_major}
+            register_best(best, best_token_major)
+            for dtype in (torch.float32, torch.bfloat16):  # forward+backward, and bf16 inputs as in the model
+                guarded(result["scan"], "scan", time_scan, "triton", 288_000, token_major=best_token_major,
+                        dtype=dtype, **best)  # fmt: skip
+            guarded(result["scan"], "scan", time_scan, "triton", 288_000, dtype=torch.bfloat16)  # the default
     args.out.write_text(json.dumps(result, indent=2))
     if args.skip_models:
         return
     if best is not None:  # the issue's target first: rawmamba_base, 5 frames of 1440x640, bf16
+        for backend in ("triton", "triton_best"):
+            guarded(result["correctness"], f"rawmamba_base_{backend}_vs_chunked", model_agreement, backend)
+        args.out.write_text(json.dumps(result, indent=2))
+        for backend in ("triton", "triton_best"):
+            guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, backend)
+        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best",
+                      per_frame_convs="depthwise")  # fmt: skip
+    if args.variants and best is not None:
         for cudnn_benchmark in (False, True):
-            for backend in ("triton", "triton_best") if not cudnn_benchmark else ("triton_best",):
-                guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, backend,
-                              cudnn_benchmark=cudnn_benchmark)  # fmt: skip
             for kind in PER_FRAME_KINDS:
                 guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best",
                               per_frame_convs=kind, cudnn_benchmark=cudnn_benchmark)  # fmt: skip
             guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best",
                           channels_last=True, cudnn_benchmark=cudnn_benchmark)  # fmt: skip
-    for name in ("rawmamba_tiny", "rawmamba_base"):  # the automatic backend
-        for size in (video, (1, 1024, 1024)):
-            for dtype in (torch.float32, torch.bfloat16):
-                guarded_model(result, args.out, name, *size, dtype)
+    cases = [("rawmamba_base", video, torch.float32), ("rawmamba_base", (1, 1024, 1024), torch.bfloat16)]
+    cases += [("rawmamba_tiny", size, torch.bfloat16) for size in (video, (1, 1024, 1024))]
+    for name, size, dtype in cases:
+        for backend in (None, "triton_best") if best is not None else (None,):  # None: the automatic backend
+            guarded_model(result, args.out, name, *size, dtype, backend)
+
+
+def model_agreement(backend: str, reference_backend: str = "chunked") -> float:
+    """Largest relative difference of ``rawmamba_base`` outputs (float32, 3 frames of 128x256) between the scan
+    backend ``backend`` (token-major or not) and ``reference_backend``, with the same weights."""
+    torch.manual_seed(0)
+    model = create_model("rawmamba_base", mamba_backend=reference_backend).cuda().eval()
+    with torch.no_grad():  # at initialisation the LTA-Mamba output does not reach the model's output
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    x = torch.rand(1, 3, 3, 128, 256, device="cuda")
+    meta_raw, flow = torch.rand(1, 3, 128, 256, device="cuda"), torch.zeros(1, 3, 2, 128, 256, device="cuda")
+    outputs = []
+    with torch.no_grad():
+        for name in (reference_backend, backend):
+            for module in model.modules():
+                if isinstance(module, BiMamba):
+                    module.backend = name
+            outputs.append(model(x, x[:, 0], meta_raw, flow=flow).double())
+    return float((outputs[1] - outputs[0]).abs().max() / outputs[0].abs().max())
+
+
+def register_best(options: dict, token_major: bool) -> None:
+    """Register ``selective_scan_triton(**options)`` as the backend ``triton_best``."""
+    scan = functools.partial(selective_scan_triton, **options)
+    register_backend("triton_best", scan, triton_available, token_major=token_major)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ def summarise(out: Path) -> list[str]:
         for r in checks["scan"] + checks["triton_sweep"]:
             if "ms" in r:
                 fb = r["forward_backward_ms"]
+                layout = " token-major" if r.get("token_major") else ""
+                dtype = r.get("dtype", "float32").split(".")[-1]
                 lines.append(
-                    f"scan {r['backend']} {r['options']} L={r['L']}: {r['ms']:.3f} ms"
+                    f"scan {r['backend']} {r['options']}{layout} {dtype} L={r['L']}: {r['ms']:.3f} ms"
                     + (f", f+b {fb:.2f} ms" if fb else "")
                     + f", {r['ms'] / r['floor_ms']:.1f}x floor"
                 )

@@ -92,6 +92,36 @@ def test_triton_interpreted_bfloat16_inputs_keep_dtypes(interpreter, forward):
     assert (y.float() - y_ref.float()).abs().max() <= 2**-7 * y_ref.float().abs().max()
 
 
+def token_major(inputs: dict, device: str = "cpu") -> dict:
+    """The same values as views of token-major float32 tensors, as BiMamba makes them: u and z halves of one
+    (b, l, 2d) tensor, delta a (b, l, d) tensor, B and C halves of one (b, l, 2n) tensor, all seen as (b, d, l)."""
+    u, z, delta, B, C = (inputs[k].detach().float().to(device) for k in ("u", "z", "delta", "B", "C"))
+    dim, n = u.shape[1], B.shape[1]
+    uz = torch.cat([u, z], 1).transpose(1, 2).contiguous().requires_grad_()  # (b, l, 2d)
+    bc = torch.cat([B, C], 1).transpose(1, 2).contiguous().requires_grad_()  # (b, l, 2n)
+    dt = delta.transpose(1, 2).contiguous().requires_grad_()
+    views = {"u": uz[..., :dim], "z": uz[..., dim:], "delta": dt, "B": bc[..., :n], "C": bc[..., n:]}
+    rest = {k: v.detach().float().to(device).requires_grad_() for k, v in inputs.items() if k not in views}
+    return {k: v.transpose(1, 2) for k, v in views.items()} | rest
+
+
+@requires_triton
+def test_triton_interpreted_loop_takes_token_major_views(interpreter):
+    # The loop forward reads any strides (no copies); its output is token-major like u; the backward copies.
+    inputs = make_inputs(45, torch.float64, True, None)
+    want = run_with_grads(selective_scan_reference, inputs, softplus=True)
+    views = token_major(inputs)
+    assert views["u"].stride(1) == 1 and views["B"].stride(1) == 1
+    y = selective_scan_triton(**views, delta_softplus=True, chunk=16, block_t=8, block_d=2, forward="loop")
+    assert y.transpose(1, 2).is_contiguous()
+    got = run_with_grads(
+        lambda **kw: selective_scan_triton(**kw, chunk=16, block_t=8, block_d=2, forward="loop"), views, True
+    )
+    assert want.keys() == got.keys()
+    for name in want:
+        assert_close(name, got[name].double(), want[name], dtype=torch.float32)
+
+
 @requires_triton
 def test_triton_argument_errors(interpreter, monkeypatch):
     inputs = as_float32(make_inputs(5, torch.float32, optional=False, groups=None))
@@ -132,6 +162,21 @@ def test_gpu_backend_matches_float64_reference_on_cpu(backend, length):
     want = run_with_grads(selective_scan_reference, inputs, softplus=True)
     gpu = {k: v.detach().float().cuda().requires_grad_() for k, v in inputs.items()}
     got = run_with_grads(lambda **kw: selective_scan(**kw, backend=backend), gpu, softplus=True)
+    for name in want:
+        assert got[name].is_cuda, name
+        assert_close(name, got[name].double().cpu(), want[name], dtype=torch.float32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("length", [7, 1000, 4097])
+def test_gpu_loop_forward_on_token_major_inputs_matches_float64_reference(length):
+    if "triton" not in available_backends():
+        pytest.skip("triton is not available")
+    inputs = make_inputs(length, torch.float64, optional=True, groups=None)
+    want = run_with_grads(selective_scan_reference, inputs, softplus=True)
+    views = token_major(inputs, device="cuda")
+    assert views["u"].stride(1) == 1 and views["u"].is_cuda
+    got = run_with_grads(lambda **kw: selective_scan_triton(**kw, forward="loop", block_d=32), views, True)
     for name in want:
         assert got[name].is_cuda, name
         assert_close(name, got[name].double().cpu(), want[name], dtype=torch.float32)

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rawmamba.errors import RawMambaError
-from rawmamba.ssm import selective_scan
+from rawmamba.ssm import get_backend, selective_scan
 
 
 class SSMBranch(nn.Module):
@@ -62,13 +62,28 @@ class SSMBranch(nn.Module):
         self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
         self.D = nn.Parameter(torch.ones(d_inner))
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor, backend: str | None = None) -> torch.Tensor:
-        """``x``, ``z``: (b, d_inner, l) -> gated scan output (b, d_inner, l)."""
+    def forward(
+        self, x: torch.Tensor, z: torch.Tensor, backend: str | None = None, token_major: bool = False
+    ) -> torch.Tensor:
+        """``x``, ``z``: (b, d_inner, l), any strides -> gated scan output (b, d_inner, l).
+
+        ``token_major``: hand the scan u, dt, B and C with stride 1 along the channels, as views of (b, l, *)
+        tensors, for backends that read them fastest so
+        (:attr:`rawmamba.ssm.registry.ScanBackend.token_major`); else contiguous (b, *, l). Same values.
+        """
         length = x.shape[-1]
+        if token_major:  # x is a strided view of (b, l, 2 d_inner): the conv1d gets it contiguous
+            x = x.contiguous()
         x = F.silu(self.conv1d(x)[..., :length])
-        # projections as (out, in) @ (b, in, l): channel-first results, contiguous along l as the scan reads them
-        dt, B, C = torch.split(self.x_proj.weight @ x, [self.dt_rank, self.d_state, self.d_state], dim=1)
-        dt = self.dt_proj.weight @ dt  # bias is added inside the scan (delta_bias)
+        split = [self.dt_rank, self.d_state, self.d_state]
+        if token_major:
+            tokens = x.transpose(1, 2).contiguous()  # (b, l, d_inner)
+            dt, B, C = torch.split(self.x_proj(tokens), split, dim=-1)  # (b, l, *) views
+            x, dt, B, C = (t.transpose(1, 2) for t in (tokens, F.linear(dt, self.dt_proj.weight), B, C))
+        else:
+            # projections as (out, in) @ (b, in, l): channel-first results, contiguous along l as the scan reads
+            dt, B, C = torch.split(self.x_proj.weight @ x, split, dim=1)
+            dt = self.dt_proj.weight @ dt  # bias is added inside the scan (delta_bias)
         return selective_scan(
             x,
             dt,
@@ -148,9 +163,11 @@ class BiMamba(nn.Module):
         """``tokens``: (b, l, d_model) -> (b, l, d_model)."""
         if tokens.dim() != 3 or tokens.shape[-1] != self.d_model:
             raise RawMambaError(f"BiMamba: input must be (b, l, {self.d_model}), got {tuple(tokens.shape)}")
-        x, z = self.in_proj_channel_first(tokens).chunk(2, dim=1)
-        y = self.forward_branch(x, z, backend=self.backend)
-        if self.backward_branch is not None:
-            y_back = self.backward_branch(x.flip(-1), z.flip(-1), backend=self.backend)
+        token_major = get_backend(self.backend, device_type=tokens.device.type).token_major
+        # (b, 2 d_inner, l): a view of (b, l, 2 d_inner) for a token-major backend, else contiguous
+        xz = self.in_proj(tokens).transpose(1, 2) if token_major else self.in_proj_channel_first(tokens)
+        y = self.forward_branch(*xz.chunk(2, dim=1), backend=self.backend, token_major=token_major)
+        if self.backward_branch is not None:  # flip keeps the layout of the dense xz
+            y_back = self.backward_branch(*xz.flip(-1).chunk(2, dim=1), backend=self.backend, token_major=token_major)
             y = (y + y_back.flip(-1)) / 2
         return self.out_proj(y.transpose(1, 2))

@@ -42,21 +42,28 @@ class ScanBackend:
         name: the name users pass as ``backend=`` or in ``RAWMAMBA_SCAN_BACKEND``.
         fn: the implementation, same signature as :func:`rawmamba.ssm.selective_scan` minus ``backend``.
         available: returns True when ``fn`` can run on this machine (dependency importable, device present).
+        token_major: ``fn`` is fastest on token-major inputs: ``u``, ``delta``, ``z`` (b, d, l) and ``B``, ``C``
+            (b, [g,] n, l) with stride 1 along d / n, i.e. (b, l, d) tensors seen as (b, d, l). Callers that make
+            these tensors (:class:`rawmamba.models.bimamba.BiMamba`) then lay them out so; any layout is correct.
     """
 
     name: str
     fn: Callable
     available: Callable[[], bool] = _always
+    token_major: bool = False
 
 
 _BACKENDS: dict[str, ScanBackend] = {}
 
 
-def register_backend(name: str, fn: Callable, available: Callable[[], bool] = _always) -> None:
-    """Add (or replace) the backend ``name``; ``available()`` is evaluated lazily, at selection time."""
+def register_backend(
+    name: str, fn: Callable, available: Callable[[], bool] = _always, token_major: bool = False
+) -> None:
+    """Add (or replace) the backend ``name``; ``available()`` is evaluated lazily, at selection time;
+    ``token_major``: see :class:`ScanBackend`."""
     if not name or not isinstance(name, str) or name == AUTO:
         raise RawMambaError(f"register_backend: name must be a non-empty string other than {AUTO!r}, got {name!r}")
-    _BACKENDS[name] = ScanBackend(name=name, fn=fn, available=available)
+    _BACKENDS[name] = ScanBackend(name=name, fn=fn, available=available, token_major=token_major)
 
 
 def registered_backends() -> list[str]:

@@ -12,7 +12,9 @@ kernel carries the true start state across chunks (sequential in chunks, paralle
 it, the state at every tile start (the checkpoints, (b, d, ceil(l / block_t), n) float32).
 ``forward="loop"`` runs (1) and (3) with another kernel that walks the chunk one position at a time, the
 (block_d, n) state in registers, one warp per program, instead of the tiles' scan tree; same results and
-checkpoints.
+checkpoints. It reads its inputs through their strides, without copies: token-major inputs (stride 1 along d
+and n, as :class:`rawmamba.models.bimamba.BiMamba` makes them for a ``token_major`` backend) give coalesced
+loads of the ``block_d`` channels of one position, and ``y`` is then token-major too.
 
 Backward, three launches mirroring the forward, in reverse time: the adjoint ``g_t = dL/dh_t`` obeys
 ``g_t = C_t ds_t + a_{t+1} g_{t+1}``; (1) local adjoints per chunk, (2) carry across chunks in reverse,
@@ -72,19 +74,24 @@ def _kernels():
     }
 
 
-def _config(length: int, n: int, chunk: int, block_t: int, block_d: int, forward: str) -> tuple:
-    """(chunk, block_t, block_d, block_n, forward) checked: powers of two, chunk a multiple of block_t, a known
-    forward kernel."""
+def _config(
+    length: int, n: int, chunk: int, block_t: int, block_d: int, forward: str, num_warps: int | None
+) -> tuple:
+    """(chunk, block_t, block_d, block_n, forward, num_warps) checked: powers of two, chunk >= block_t, a known
+    forward kernel (num_warps None: its default)."""
     if forward not in FORWARD_KERNELS:
         raise RawMambaError(
             f"selective_scan_triton: argument forward must be one of {sorted(FORWARD_KERNELS)}, got {forward!r}"
         )
-    for name, value in (("chunk", chunk), ("block_t", block_t), ("block_d", block_d)):
+    if num_warps is None:
+        num_warps = FORWARD_KERNELS[forward][1]
+    sizes = [("chunk", chunk), ("block_t", block_t), ("block_d", block_d)]
+    for name, value in sizes + ([("num_warps", num_warps)] if num_warps is not None else []):
         if not isinstance(value, int) or value < 1 or value & (value - 1):
             raise RawMambaError(f"selective_scan_triton: argument {name} must be a power of two, got {value!r}")
     if chunk < block_t:
         raise RawMambaError(f"selective_scan_triton: argument chunk={chunk} must be >= block_t={block_t}")
-    return chunk, block_t, block_d, 1 << max(0, (n - 1).bit_length()), forward
+    return chunk, block_t, block_d, 1 << max(0, (n - 1).bit_length()), forward, num_warps
 
 
 class _TritonScan(torch.autograd.Function):
@@ -93,8 +100,8 @@ class _TritonScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, bias, softplus: bool, config: tuple):
         kernels = _kernels()
-        chunk, block_t, block_d, block_n, forward = config
-        kernel_name, num_warps = FORWARD_KERNELS[forward]
+        chunk, block_t, block_d, block_n, forward, num_warps = config
+        kernel_name = FORWARD_KERNELS[forward][0]
         batch, dim, length = u.shape
         groups, n = B.shape[1], A.shape[1]
         rows, n_chunks, n_tiles = batch * dim * n, -(-length // chunk), -(-length // block_t)
@@ -103,12 +110,15 @@ class _TritonScan(torch.autograd.Function):
         h_last = torch.empty(batch, dim, n, **f32)
         save = any(ctx.needs_input_grad)
         ckpt = torch.empty(n_tiles if save else 1, rows, **f32)
-        y = torch.empty_like(u)
+        y = _output_like(u)
         grid = (n_chunks, batch * groups * -(-(dim // groups) // block_d))
         flags = dict(SOFTPLUS=softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
         sizes = dict(CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_T=block_t)
         args = (u, delta, A, B, C, u if D is None else D, u if z is None else z, u if bias is None else bias, y)
         dims = (length, dim, n, dim // groups, groups, rows)
+        if forward == "loop":  # any strides: (b, d, l) of u, delta, z, y; (b, g, n, l) of B, C
+            dims += (*u.stride(), *delta.stride(), *(u if z is None else z).stride(), *y.stride(), *B.stride(),
+                     *C.stride())  # fmt: skip
         warps = {} if num_warps is None else {"num_warps": num_warps}
         kernel = kernels[kernel_name][grid]
         kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **warps, FINAL=False, SAVE=False)
@@ -123,9 +133,10 @@ class _TritonScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dh_last):
-        u, delta, A, B, C, D, z, bias, ckpt = ctx.saved_tensors
+        # the backward kernel reads contiguous (b, d, l) and (b, g, n, l) tensors (the loop forward takes any)
+        u, delta, A, B, C, D, z, bias, ckpt = (None if t is None else t.contiguous() for t in ctx.saved_tensors)
         kernels = _kernels()
-        chunk, block_t, block_d, block_n, _ = ctx.config
+        chunk, block_t, block_d, block_n, _, _ = ctx.config
         batch, dim, length = u.shape
         groups, n = B.shape[1], A.shape[1]
         rows, n_chunks = batch * dim * n, -(-length // chunk)
@@ -157,6 +168,15 @@ class _TritonScan(torch.autograd.Function):
 _CARRY_BLOCK = 128
 
 
+def _output_like(u: torch.Tensor) -> torch.Tensor:
+    """An empty (b, d, l) output laid out as ``u``: token-major (stride 1 along d) when ``u`` is, so that
+    ``y.transpose(1, 2)`` is a contiguous (b, l, d) tensor; else contiguous."""
+    batch, dim, length = u.shape
+    if u.stride(1) == 1 and dim > 1 and length > 1:
+        return torch.empty(batch, length, dim, device=u.device, dtype=u.dtype).transpose(1, 2)
+    return torch.empty(batch, dim, length, device=u.device, dtype=u.dtype)
+
+
 def selective_scan_triton(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -172,6 +192,7 @@ def selective_scan_triton(
     block_t: int = DEFAULT_BLOCK_T,
     block_d: int = DEFAULT_BLOCK_D,
     forward: str = DEFAULT_FORWARD,
+    num_warps: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective scan with Triton kernels; same contract as the reference. Float32 state and arithmetic for
     float32/float16/bfloat16 inputs; float64 inputs run the ``chunked`` backend instead (Triton kernels here are
@@ -183,6 +204,8 @@ def selective_scan_triton(
             ``b * d * n * ceil(l / block_t)`` values.
         block_d: channels per program (power of two).
         forward: the forward kernel, ``"tile"`` or ``"loop"`` (see :data:`FORWARD_KERNELS`); same results.
+            ``"loop"`` reads any strides and is fastest on token-major inputs (stride 1 along d and n).
+        num_warps: warps per program of the forward kernel (None: the kernel's own, see :data:`FORWARD_KERNELS`).
 
     Raises:
         RawMambaError: Triton is missing, an input is not on a CUDA device (CPU tensors only with
@@ -203,12 +226,12 @@ def selective_scan_triton(
                 f"selective_scan_triton: argument {name} is on {t.device}; Triton needs {want} tensors"
                 + (" (CPU tensors only with TRITON_INTERPRET=1)" if want == "cuda" else "")
             )
-    config = _config(u.shape[-1], A.shape[1], chunk, block_t, block_d, forward)
+    config = _config(u.shape[-1], A.shape[1], chunk, block_t, block_d, forward, num_warps)
     B4 = B if B.dim() == 4 else B.unsqueeze(1)
     C4 = C if C.dim() == 4 else C.unsqueeze(1)
 
-    def prep(t):
-        return None if t is None else t.contiguous()
+    def prep(t):  # the tile forward reads contiguous tensors; the loop forward takes any strides
+        return None if t is None else t.contiguous() if forward == "tile" or t.dim() < 3 else t
 
     y, h_last = _TritonScan.apply(
         prep(u), prep(delta), prep(A), prep(B4), prep(C4), prep(D), prep(z), prep(delta_bias), bool(delta_softplus),

@@ -192,6 +192,26 @@ def forward_loop_kernel(
     per_group,
     groups,
     rows,
+    su_b,
+    su_d,
+    su_l,
+    sdt_b,
+    sdt_d,
+    sdt_l,
+    sz_b,
+    sz_d,
+    sz_l,
+    sy_b,
+    sy_d,
+    sy_l,
+    sB_b,
+    sB_g,
+    sB_n,
+    sB_l,
+    sC_b,
+    sC_g,
+    sC_n,
+    sC_l,
     CHUNK: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -203,9 +223,11 @@ def forward_loop_kernel(
     FINAL: tl.constexpr,
     SAVE: tl.constexpr,
 ):
-    """:func:`forward_kernel`'s work (same arguments, same results) walking the chunk one position at a time:
-    the state is a (BLOCK_D, BLOCK_N) register block updated by eq. 2 at every position, with no scan tree
-    (``log2(BLOCK_T)`` combine levels per tile there). Many programs of one warp hide the loads' latency.
+    """:func:`forward_kernel`'s work (same results) walking the chunk one position at a time: the state is a
+    (BLOCK_D, BLOCK_N) register block updated by eq. 2 at every position, with no scan tree (``log2(BLOCK_T)``
+    combine levels per tile there). Any strides (``s<tensor>_<axis>``, in elements): with token-major inputs
+    (stride 1 along d, as ``(b, l, d)`` tensors viewed as ``(b, d, l)``) the ``BLOCK_D`` values of one position
+    are one coalesced load. The loads of position t + 1 are issued before position t is computed.
     FINAL False: the chunk's end state from zero and its decay ``exp(A sum dt)``; FINAL True: ``y`` (eq. 3, D
     skip, silu(z) gate) from the carried start state, and the state at every tile start when SAVE."""
     chunk, pid = tl.program_id(0), tl.program_id(1)
@@ -217,8 +239,9 @@ def forward_loop_kernel(
     n_idx = tl.arange(0, BLOCK_N)[None, :]  # (1, BN)
     dm, nm = d_idx < dim, n_idx < n
     dn = dm & nm
-    row = (b * dim + d_idx) * length
-    bc_row = (b * groups + g) * n * length + n_idx * length
+    u_row = u_ptr + b * su_b + d_idx * su_d  # (BD, 1) pointers; + t * s*_l per position
+    dt_row = dt_ptr + b * sdt_b + d_idx * sdt_d
+    B_row = B_ptr + b * sB_b + g * sB_g + n_idx * sB_n  # (1, BN)
     state_off = (b * dim + d_idx) * n + n_idx  # (BD, BN) in one (b, d, n) slab
     A = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32)
     if HAS_BIAS:
@@ -229,29 +252,49 @@ def forward_loop_kernel(
         Dv = tl.load(D_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)  # (BD, 1)
     if FINAL:
         h = tl.load(starts_ptr + chunk * rows + state_off, mask=dn, other=0.0)
+        C_row = C_ptr + b * sC_b + g * sC_g + n_idx * sC_n
+        z_row = z_ptr + b * sz_b + d_idx * sz_d
+        y_row = y_ptr + b * sy_b + d_idx * sy_d
     else:
         h = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
     dt_sum = tl.zeros((BLOCK_D, 1), tl.float32)
     start = chunk * CHUNK
-    for k in range(0, tl.minimum(CHUNK, length - start)):
+    steps = tl.minimum(CHUNK, length - start)
+    # position `start` loaded here; each step then loads the next position before using the current one
+    u_next = tl.load(u_row + start * su_l, mask=dm, other=0.0)
+    raw_next = tl.load(dt_row + start * sdt_l, mask=dm, other=0.0)
+    B_next = tl.load(B_row + start * sB_l, mask=nm, other=0.0)
+    if FINAL:
+        C_next = tl.load(C_row + start * sC_l, mask=nm, other=0.0)
+        if HAS_Z:
+            z_next = tl.load(z_row + start * sz_l, mask=dm, other=0.0)
+    for k in range(0, steps):
         t = start + k
+        u, raw, Bv = u_next.to(tl.float32), raw_next.to(tl.float32), B_next.to(tl.float32)
+        if FINAL:
+            Cv = C_next.to(tl.float32)
+            if HAS_Z:
+                zv = z_next.to(tl.float32)
+        more = k + 1 < steps
+        u_next = tl.load(u_row + (t + 1) * su_l, mask=dm & more, other=0.0)
+        raw_next = tl.load(dt_row + (t + 1) * sdt_l, mask=dm & more, other=0.0)
+        B_next = tl.load(B_row + (t + 1) * sB_l, mask=nm & more, other=0.0)
+        if FINAL:
+            C_next = tl.load(C_row + (t + 1) * sC_l, mask=nm & more, other=0.0)
+            if HAS_Z:
+                z_next = tl.load(z_row + (t + 1) * sz_l, mask=dm & more, other=0.0)
         if FINAL and SAVE:
             if t % BLOCK_T == 0:
                 tl.store(ckpt_ptr + (t // BLOCK_T) * rows + state_off, h, mask=dn)
-        u = tl.load(u_ptr + row + t, mask=dm, other=0.0).to(tl.float32)  # (BD, 1)
-        raw = tl.load(dt_ptr + row + t, mask=dm, other=0.0).to(tl.float32)
         dt, _ = step_size(raw, bias, SOFTPLUS)
-        Bv = tl.load(B_ptr + bc_row + t, mask=nm, other=0.0).to(tl.float32)  # (1, BN)
         h = tl.exp(dt * A) * h + (dt * u) * Bv  # eq. 2
         if FINAL:
-            Cv = tl.load(C_ptr + bc_row + t, mask=nm, other=0.0).to(tl.float32)
             y = tl.sum(h * Cv, axis=1)[:, None]  # (BD, 1), eq. 3
             if HAS_D:
                 y = y + Dv * u
             if HAS_Z:
-                zv = tl.load(z_ptr + row + t, mask=dm, other=0.0).to(tl.float32)
                 y = y * zv * tl.sigmoid(zv)
-            tl.store(y_ptr + row + t, y.to(y_ptr.dtype.element_ty), mask=dm)
+            tl.store(y_row + t * sy_l, y.to(y_ptr.dtype.element_ty), mask=dm)
         else:
             dt_sum += dt
     if not FINAL:
