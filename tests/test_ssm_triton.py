@@ -52,6 +52,10 @@ def interpreter(monkeypatch):
         triton_scan._kernels.cache_clear()
 
 
+# chunks of 16 and tiles of 8 positions, 2 channels per program, in the forward (either kernel) and the backward
+SMALL = dict(chunk=16, block_t=8, block_d=2, loop_chunk=16, loop_block_d=2)
+
+
 def as_float32(inputs: dict) -> dict:
     return {k: (v.detach().float().requires_grad_() if v is not None else None) for k, v in inputs.items()}
 
@@ -69,7 +73,7 @@ def test_triton_interpreted_matches_reference(interpreter, length, optional, gro
     inputs = make_inputs(length, torch.float64, optional, groups)
     want = run_with_grads(selective_scan_reference, inputs, softplus=optional)
     got = run_with_grads(
-        lambda **kw: selective_scan_triton(**kw, chunk=16, block_t=8, block_d=2, forward=forward),
+        lambda **kw: selective_scan_triton(**kw, **SMALL, forward=forward),
         as_float32(inputs),
         optional,
     )
@@ -84,7 +88,7 @@ def test_triton_interpreted_matches_reference(interpreter, length, optional, gro
 def test_triton_interpreted_bfloat16_inputs_keep_dtypes(interpreter, forward):
     inputs = {k: v.detach().to(torch.bfloat16) for k, v in make_inputs(20, torch.float32, True, None).items()}
     y, h = selective_scan_triton(
-        **inputs, delta_softplus=True, return_last_state=True, chunk=8, block_t=8, forward=forward
+        **inputs, delta_softplus=True, return_last_state=True, chunk=8, block_t=8, loop_chunk=8, forward=forward
     )
     y_ref, h_ref = selective_scan_reference(**inputs, delta_softplus=True, return_last_state=True)
     assert y.dtype == torch.bfloat16 and h.dtype == torch.float32
@@ -112,11 +116,9 @@ def test_triton_interpreted_loop_takes_token_major_views(interpreter):
     want = run_with_grads(selective_scan_reference, inputs, softplus=True)
     views = token_major(inputs)
     assert views["u"].stride(1) == 1 and views["B"].stride(1) == 1
-    y = selective_scan_triton(**views, delta_softplus=True, chunk=16, block_t=8, block_d=2, forward="loop")
+    y = selective_scan_triton(**views, delta_softplus=True, **SMALL, forward="loop")
     assert y.transpose(1, 2).is_contiguous()
-    got = run_with_grads(
-        lambda **kw: selective_scan_triton(**kw, chunk=16, block_t=8, block_d=2, forward="loop"), views, True
-    )
+    got = run_with_grads(lambda **kw: selective_scan_triton(**kw, **SMALL, forward="loop"), views, True)
     assert want.keys() == got.keys()
     for name in want:
         assert_close(name, got[name].double(), want[name], dtype=torch.float32)
@@ -129,6 +131,8 @@ def test_triton_argument_errors(interpreter, monkeypatch):
         selective_scan_triton(**inputs, block_t=12)
     with pytest.raises(RawMambaError, match="argument chunk=8 must be >= block_t=16"):
         selective_scan_triton(**inputs, chunk=8, block_t=16)
+    with pytest.raises(RawMambaError, match="argument loop_chunk must be a power of two"):
+        selective_scan_triton(**inputs, forward="loop", loop_chunk=24)
     with pytest.raises(RawMambaError, match="argument forward must be one of"):
         selective_scan_triton(**inputs, forward="fused")
     monkeypatch.setenv("TRITON_INTERPRET", "0")
@@ -176,7 +180,7 @@ def test_gpu_loop_forward_on_token_major_inputs_matches_float64_reference(length
     want = run_with_grads(selective_scan_reference, inputs, softplus=True)
     views = token_major(inputs, device="cuda")
     assert views["u"].stride(1) == 1 and views["u"].is_cuda
-    got = run_with_grads(lambda **kw: selective_scan_triton(**kw, forward="loop", block_d=32), views, True)
+    got = run_with_grads(lambda **kw: selective_scan_triton(**kw, forward="loop"), views, True)
     for name in want:
         assert got[name].is_cuda, name
         assert_close(name, got[name].double().cpu(), want[name], dtype=torch.float32)

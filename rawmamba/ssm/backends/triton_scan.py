@@ -40,11 +40,16 @@ from rawmamba.errors import RawMambaError
 DEFAULT_CHUNK = 1024
 DEFAULT_BLOCK_T = 64
 DEFAULT_BLOCK_D = 2
-# Forward kernels: "tile" solves (block_d, n, block_t) register tiles with tl.associative_scan; "loop" walks the
-# chunk position by position with the state in registers, one warp per program (the REFERENCE design measured at
-# 1.54 ms with chunk 1024 and 16 channels per program). The backward is the same for both.
+# Forward kernels: "tile" solves (block_d, n, block_t) register tiles with tl.associative_scan (with the sizes of
+# the backward); "loop" walks the chunk position by position with the state in registers, with its own sizes
+# (LOOP_*). The backward is the same for both. On an H100, d=192, n=16, L=288,000, float32, contiguous inputs,
+# forward only (benchmarks/results/gpu_checks_h100.json): tile 3.79-3.99 ms; loop with chunk 1024 and 32 channels
+# per one-warp program 3.26-3.60 ms; the same on token-major inputs 2.60 ms, and 2.39 ms with chunk 256, 64
+# channels, 2 warps. rawmamba_base on 5 frames of 1440x640 in bf16 took 177.7 ms with tile and 171.3 ms with loop.
 FORWARD_KERNELS = {"tile": ("forward", None), "loop": ("forward_loop", 1)}  # name -> (kernel, num_warps)
-DEFAULT_FORWARD = "tile"
+DEFAULT_FORWARD = "loop"
+LOOP_CHUNK = 1024
+LOOP_BLOCK_D = 32
 
 
 def triton_importable() -> bool:
@@ -75,10 +80,17 @@ def _kernels():
 
 
 def _config(
-    length: int, n: int, chunk: int, block_t: int, block_d: int, forward: str, num_warps: int | None
+    n: int,
+    chunk: int,
+    block_t: int,
+    block_d: int,
+    forward: str,
+    loop_chunk: int,
+    loop_block_d: int,
+    num_warps: int | None,
 ) -> tuple:
-    """(chunk, block_t, block_d, block_n, forward, num_warps) checked: powers of two, chunk >= block_t, a known
-    forward kernel (num_warps None: its default)."""
+    """(chunk, block_t, block_d, block_n, forward, forward chunk, forward block_d, num_warps) checked: powers of
+    two, chunk >= block_t, a known forward kernel (num_warps None: its default)."""
     if forward not in FORWARD_KERNELS:
         raise RawMambaError(
             f"selective_scan_triton: argument forward must be one of {sorted(FORWARD_KERNELS)}, got {forward!r}"
@@ -86,12 +98,14 @@ def _config(
     if num_warps is None:
         num_warps = FORWARD_KERNELS[forward][1]
     sizes = [("chunk", chunk), ("block_t", block_t), ("block_d", block_d)]
+    sizes += [("loop_chunk", loop_chunk), ("loop_block_d", loop_block_d)] if forward == "loop" else []
     for name, value in sizes + ([("num_warps", num_warps)] if num_warps is not None else []):
         if not isinstance(value, int) or value < 1 or value & (value - 1):
             raise RawMambaError(f"selective_scan_triton: argument {name} must be a power of two, got {value!r}")
     if chunk < block_t:
         raise RawMambaError(f"selective_scan_triton: argument chunk={chunk} must be >= block_t={block_t}")
-    return chunk, block_t, block_d, 1 << max(0, (n - 1).bit_length()), forward, num_warps
+    forward_sizes = (loop_chunk, loop_block_d) if forward == "loop" else (chunk, block_d)
+    return chunk, block_t, block_d, 1 << max(0, (n - 1).bit_length()), forward, *forward_sizes, num_warps
 
 
 class _TritonScan(torch.autograd.Function):
@@ -100,7 +114,7 @@ class _TritonScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, bias, softplus: bool, config: tuple):
         kernels = _kernels()
-        chunk, block_t, block_d, block_n, forward, num_warps = config
+        _, block_t, _, block_n, forward, chunk, block_d, num_warps = config  # the forward kernel's sizes
         kernel_name = FORWARD_KERNELS[forward][0]
         batch, dim, length = u.shape
         groups, n = B.shape[1], A.shape[1]
@@ -136,7 +150,7 @@ class _TritonScan(torch.autograd.Function):
         # the backward kernel reads contiguous (b, d, l) and (b, g, n, l) tensors (the loop forward takes any)
         u, delta, A, B, C, D, z, bias, ckpt = (None if t is None else t.contiguous() for t in ctx.saved_tensors)
         kernels = _kernels()
-        chunk, block_t, block_d, block_n, _, _ = ctx.config
+        chunk, block_t, block_d, block_n, *_ = ctx.config
         batch, dim, length = u.shape
         groups, n = B.shape[1], A.shape[1]
         rows, n_chunks = batch * dim * n, -(-length // chunk)
@@ -192,6 +206,8 @@ def selective_scan_triton(
     block_t: int = DEFAULT_BLOCK_T,
     block_d: int = DEFAULT_BLOCK_D,
     forward: str = DEFAULT_FORWARD,
+    loop_chunk: int = LOOP_CHUNK,
+    loop_block_d: int = LOOP_BLOCK_D,
     num_warps: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective scan with Triton kernels; same contract as the reference. Float32 state and arithmetic for
@@ -199,12 +215,14 @@ def selective_scan_triton(
     float32 only), so that ``"auto"`` works for every dtype.
 
     Args:
-        chunk: positions per program (power of two, >= block_t); the carry kernel walks ``ceil(l / chunk)`` chunks.
-        block_t: positions per register tile (power of two); the backward keeps one float32 state per tile:
-            ``b * d * n * ceil(l / block_t)`` values.
-        block_d: channels per program (power of two).
+        chunk: positions per program of the backward and the tile forward (power of two, >= block_t); the carry
+            kernel walks ``ceil(l / chunk)`` chunks.
+        block_t: positions per register tile (power of two); the forward saves one float32 state per tile for
+            the backward: ``b * d * n * ceil(l / block_t)`` values.
+        block_d: channels per program of the backward and the tile forward (power of two).
         forward: the forward kernel, ``"tile"`` or ``"loop"`` (see :data:`FORWARD_KERNELS`); same results.
             ``"loop"`` reads any strides and is fastest on token-major inputs (stride 1 along d and n).
+        loop_chunk, loop_block_d: positions and channels per program of the loop forward (powers of two).
         num_warps: warps per program of the forward kernel (None: the kernel's own, see :data:`FORWARD_KERNELS`).
 
     Raises:
@@ -226,7 +244,7 @@ def selective_scan_triton(
                 f"selective_scan_triton: argument {name} is on {t.device}; Triton needs {want} tensors"
                 + (" (CPU tensors only with TRITON_INTERPRET=1)" if want == "cuda" else "")
             )
-    config = _config(u.shape[-1], A.shape[1], chunk, block_t, block_d, forward, num_warps)
+    config = _config(A.shape[1], chunk, block_t, block_d, forward, loop_chunk, loop_block_d, num_warps)
     B4 = B if B.dim() == 4 else B.unsqueeze(1)
     C4 = C if C.dim() == 4 else C.unsqueeze(1)
 
