@@ -2,21 +2,22 @@
 
     python benchmarks/gpu_checks.py --out benchmarks/results/gpu_checks.json [--skip-models]
 
+0. ``rawmamba_base`` on 5 frames of 1440x640 in bf16 with the defaults (the issue's target), before anything else.
 1. Correctness: every available GPU backend (``chunked``, ``triton``, ``mamba_ssm``) on CUDA in float32, the
-   Triton ``loop`` forward on contiguous and on token-major inputs, and ``triton`` with bfloat16 inputs, against
-   the sequential reference on the CPU in float64: outputs, last state and gradients, at awkward lengths.
+   Triton tile forward, the default (loop) forward on token-major inputs, and bfloat16 inputs, against the
+   sequential reference on the CPU in float64: outputs, last state and gradients, at awkward lengths.
 2. Timings (CUDA events, median of repeats): the scan forward, and forward+backward, for d=192, n=16 at L up
    to 288,000 (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
-   a sweep of the Triton forward kernels (:data:`TRITON_SWEEP`: ``tile``, and ``loop`` on contiguous and on
-   token-major inputs, with their sizes), forward only at L=288,000, whose fastest setting is registered as the
-   backend ``triton_best`` (token-major if it was timed so) and timed forward+backward and in bfloat16 too.
-3. Models: ``rawmamba_base`` on 5 frames of 1440x640 in bf16 first (the issue's target) with ``triton`` (the
-   defaults) and ``triton_best``, and ``triton_best`` with the depth-wise convs computed frame by frame; then
-   ``rawmamba_tiny`` and ``rawmamba_base`` on the video and a 1024x1024 image with both backends.
-   ``--variants`` adds the conv experiments of an earlier round (per-frame convs of each kind, channels-last
-   conv weights, cudnn.benchmark); ``--compile`` times only the compiled model.
-A failing backend is recorded as an error and the rest still runs. Results go to JSON with the code version,
-torch version and device.
+   a sweep of the Triton forward kernels (:data:`TRITON_SWEEP`: ``tile``, and ``loop`` on token-major inputs
+   with its sizes), forward only at L=288,000, whose fastest setting is registered as the backend
+   ``triton_best`` (token-major if it was timed so) and timed forward+backward and in bfloat16 too.
+3. Models: ``rawmamba_base`` (outputs against ``chunked``, then timed) with ``triton_best``, and with per-frame
+   depth-wise convs; then ``rawmamba_tiny`` and ``rawmamba_base`` on the video and a 1024x1024 image with the
+   automatic backend and ``triton_best``. ``--variants`` adds the conv experiments of an earlier round
+   (per-frame convs of each kind, channels-last conv weights, cudnn.benchmark); ``--compile`` times only the
+   compiled model.
+The JSON (code version, torch version, device) is written after every entry. A failing backend is recorded
+as an error and the rest still runs.
 """
 
 from __future__ import annotations
@@ -158,17 +159,40 @@ def time_scan(
     }
 
 
-def guarded(result: list | dict, key, function, *args, **kwargs) -> None:
-    """Append (list) or set (dict[key]) ``function(...)``, or its error, and print it."""
-    try:
-        value = function(*args, **kwargs)
-    except Exception as error:  # noqa: BLE001 (one failing backend must not stop the other checks)
-        value = {"error": repr(error), "traceback": traceback.format_exc()[-2000:]}
-    if isinstance(result, list):
-        result.append(value)
-    else:
-        result[key] = value
-    print(key, value, flush=True)
+class Record:
+    """The JSON result, written to ``path`` after every entry: a run stopped at its time limit keeps what it did."""
+
+    def __init__(self, path: Path, **fields) -> None:
+        self.path, self.data = path, fields
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.data, indent=2))
+
+    def run(self, section: str, key: str, function, *args, **kwargs) -> None:
+        """Append (list section) or set (dict section, at ``key``) ``function(...)``, or its error; print, save."""
+        try:
+            value = function(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 (one failing backend must not stop the other checks)
+            value = {"error": repr(error), "traceback": traceback.format_exc()[-2000:]}
+        if isinstance(self.data[section], list):
+            self.data[section].append(value)
+        else:
+            self.data[section][key] = value
+        print(key, value, flush=True)
+        self.save()
+
+    def model(self, *args, **kwargs) -> None:
+        """Time one model case (:func:`time_model`) into ``models``, or record its error; print, save."""
+        try:
+            entry = time_model(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - recorded, the other cases still run
+            case = {"case": [str(a) for a in args], **{k: str(v) for k, v in kwargs.items()}}
+            entry = {**case, "error": repr(error)[:500]}
+        torch.cuda.empty_cache()
+        self.data["models"].append(entry)
+        print("model", entry, flush=True)
+        self.save()
 
 
 PER_FRAME_KINDS = ("all", "depthwise", "dense")
@@ -255,18 +279,6 @@ def time_model(
     }
 
 
-def guarded_model(result: dict, out: Path, *args, **kwargs) -> None:
-    """Time one model case into ``result["models"]`` (or record its error) and save the JSON so far."""
-    try:
-        entry = time_model(*args, **kwargs)
-    except Exception as error:  # noqa: BLE001 - recorded, the other cases still run
-        entry = {"case": [str(a) for a in args], **{k: str(v) for k, v in kwargs.items()}, "error": repr(error)[:500]}
-    torch.cuda.empty_cache()
-    result["models"].append(entry)
-    print("model", entry, flush=True)
-    out.write_text(json.dumps(result, indent=2))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_checks.json"))
@@ -291,79 +303,76 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     backends = [name for name in GPU_BACKENDS if name in available_backends()]
-    result = {
-        "commit": code_version(),
-        "torch": torch.__version__,
-        "device": torch.cuda.get_device_name(),
-        "backends": backends,
-        "auto_backend_cuda": get_backend("auto", device_type="cuda").name,
-        "correctness": {},
-        "scan": [],
-        "triton_sweep": [],
-        "models": [],
-    }
+    record = Record(
+        args.out,
+        commit=code_version(),
+        torch=torch.__version__,
+        device=torch.cuda.get_device_name(),
+        backends=backends,
+        auto_backend_cuda=get_backend("auto", device_type="cuda").name,
+        correctness={},
+        scan=[],
+        triton_sweep=[],
+        models=[],
+    )
     video = (5, 640, 1440)
     if args.compile:  # only the compiled case, in its own process (the compile can take minutes)
         backend = "triton"
         if args.triton_options:
             register_best(args.triton_options, token_major=args.triton_options.get("forward") == "loop")
             backend = "triton_best"
-        result["triton_best"] = args.triton_options
-        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, backend,
-                      cudnn_benchmark=True, compile_model=True)  # fmt: skip
+        record.data["triton_best"] = args.triton_options
+        record.model("rawmamba_base", *video, torch.bfloat16, backend, cudnn_benchmark=True, compile_model=True)
         return
+    if not args.skip_models:  # the issue's target first, with the defaults: rawmamba_base, 5 x 1440x640, bf16
+        record.model("rawmamba_base", *video, torch.bfloat16)
     for backend in backends:
-        guarded(result["correctness"], backend, check_correctness, backend)
+        record.run("correctness", backend, check_correctness, backend)
     if "triton" in backends:
         register_backend("triton_tile", functools.partial(selective_scan_triton, forward="tile"), triton_available)
-        guarded(result["correctness"], "triton_tile", check_correctness, "triton_tile")
-        guarded(result["correctness"], "triton_token_major", check_correctness, "triton", token_major=True)
-        guarded(result["correctness"], "triton_bfloat16", check_correctness, "triton", dtype=torch.bfloat16)
-        guarded(result["correctness"], "triton_bfloat16_token_major", check_correctness, "triton",
-                dtype=torch.bfloat16, token_major=True)  # fmt: skip
+        record.run("correctness", "triton_tile", check_correctness, "triton_tile")
+        record.run("correctness", "triton_token_major", check_correctness, "triton", token_major=True)
+        record.run("correctness", "triton_bfloat16", check_correctness, "triton", dtype=torch.bfloat16)
+        record.run("correctness", "triton_bfloat16_token_major", check_correctness, "triton",
+                   dtype=torch.bfloat16, token_major=True)  # fmt: skip
     for backend in backends:
         for length in (20_480, 288_000):
-            guarded(result["scan"], "scan", time_scan, backend, length)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+            record.run("scan", "scan", time_scan, backend, length)
     best = None
     if "triton" in backends:
         for options, token_major in TRITON_SWEEP:
-            guarded(result["triton_sweep"], "triton_sweep", time_scan, "triton", 288_000, with_backward=False,
-                    token_major=token_major, **options)  # fmt: skip
-        timed = [r for r in result["scan"] + result["triton_sweep"] if r.get("backend") == "triton" and "ms" in r]
-        timed = [r for r in timed if r["L"] == 288_000]  # the defaults have options {}
-        fastest = min(timed, key=lambda r: r["ms"]) if timed else None
-        if fastest is not None:
+            record.run("triton_sweep", "triton_sweep", time_scan, "triton", 288_000, with_backward=False,
+                       token_major=token_major, **options)  # fmt: skip
+        timed = [r for r in record.data["scan"] + record.data["triton_sweep"] if r.get("backend") == "triton"]
+        timed = [r for r in timed if "ms" in r and r["L"] == 288_000]  # the defaults have options {}
+        if timed:
+            fastest = min(timed, key=lambda r: r["ms"])
             best, best_token_major = fastest["options"], fastest["token_major"]
-            result["triton_best"] = {"options": best, "token_major": best_token_major}
+            record.data["triton_best"] = {"options": best, "token_major": best_token_major}
             register_best(best, best_token_major)
             for dtype in (torch.float32, torch.bfloat16):  # forward+backward, and bf16 inputs as in the model
-                guarded(result["scan"], "scan", time_scan, "triton", 288_000, token_major=best_token_major,
-                        dtype=dtype, **best)  # fmt: skip
-            guarded(result["scan"], "scan", time_scan, "triton", 288_000, dtype=torch.bfloat16)  # the default
-    args.out.write_text(json.dumps(result, indent=2))
+                record.run("scan", "scan", time_scan, "triton", 288_000, token_major=best_token_major,
+                           dtype=dtype, **best)  # fmt: skip
+            record.run("scan", "scan", time_scan, "triton", 288_000, dtype=torch.bfloat16)  # the default
     if args.skip_models:
         return
-    if best is not None:  # the issue's target first: rawmamba_base, 5 frames of 1440x640, bf16
+    if best is not None:  # rawmamba_base with the fastest scan setting, and with per-frame depth-wise convs
         for backend in ("triton", "triton_best"):
-            guarded(result["correctness"], f"rawmamba_base_{backend}_vs_chunked", model_agreement, backend)
-        args.out.write_text(json.dumps(result, indent=2))
-        for backend in ("triton", "triton_best"):
-            guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, backend)
-        guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best",
-                      per_frame_convs="depthwise")  # fmt: skip
+            record.run("correctness", f"rawmamba_base_{backend}_vs_chunked", model_agreement, backend)
+        record.model("rawmamba_base", *video, torch.bfloat16, "triton_best")
+        record.model("rawmamba_base", *video, torch.bfloat16, "triton_best", per_frame_convs="depthwise")
     if args.variants and best is not None:
         for cudnn_benchmark in (False, True):
             for kind in PER_FRAME_KINDS:
-                guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best",
-                              per_frame_convs=kind, cudnn_benchmark=cudnn_benchmark)  # fmt: skip
-            guarded_model(result, args.out, "rawmamba_base", *video, torch.bfloat16, "triton_best",
-                          channels_last=True, cudnn_benchmark=cudnn_benchmark)  # fmt: skip
+                record.model("rawmamba_base", *video, torch.bfloat16, "triton_best",
+                             per_frame_convs=kind, cudnn_benchmark=cudnn_benchmark)  # fmt: skip
+            record.model("rawmamba_base", *video, torch.bfloat16, "triton_best",
+                         channels_last=True, cudnn_benchmark=cudnn_benchmark)  # fmt: skip
     cases = [("rawmamba_base", video, torch.float32), ("rawmamba_base", (1, 1024, 1024), torch.bfloat16)]
     cases += [("rawmamba_tiny", size, torch.bfloat16) for size in (video, (1, 1024, 1024))]
     for name, size, dtype in cases:
         for backend in (None, "triton_best") if best is not None else (None,):  # None: the automatic backend
-            guarded_model(result, args.out, name, *size, dtype, backend)
+            record.model(name, *size, dtype, backend)
 
 
 def model_agreement(backend: str, reference_backend: str = "chunked") -> float:
