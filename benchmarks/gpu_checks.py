@@ -6,8 +6,8 @@
 1. Correctness: every available GPU backend (``chunked``, ``triton``, ``mamba_ssm``) on CUDA in float32, the
    Triton tile forward, the default (loop) forward on token-major inputs, and bfloat16 inputs, against the
    sequential reference on the CPU in float64: outputs, last state and gradients, at awkward lengths.
-2. Timings (CUDA events, median of repeats): the scan forward, and forward+backward, for d=192, n=16 at L up
-   to 288,000 (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
+2. Timings (CUDA events, median of repeats): the scan forward, and forward+backward, for d=192, n=16 at L from
+   1,024 to 288,000 (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
    a sweep of the Triton forward kernels (:data:`TRITON_SWEEP`: ``tile``, and ``loop`` on token-major inputs
    with its sizes), forward only at L=288,000, whose fastest setting is registered as the backend
    ``triton_best`` (token-major if it was timed so) and timed forward+backward and in bfloat16 too.
@@ -51,6 +51,7 @@ TRITON_SWEEP = [
     ),
 ]
 
+SCAN_LENGTHS = (1_024, 4_096, 20_480, 102_400, 288_000)  # 288,000: 5 frames of 1440x640 at 1/4 scale
 BYTES_PER_SECOND = 3.0e12  # H100 device-to-device copy, measured (docs/REFERENCE.md)
 
 
@@ -336,7 +337,7 @@ def main() -> None:
         record.run("correctness", "triton_bfloat16_token_major", check_correctness, "triton",
                    dtype=torch.bfloat16, token_major=True)  # fmt: skip
     for backend in backends:
-        for length in (20_480, 288_000):
+        for length in SCAN_LENGTHS:
             record.run("scan", "scan", time_scan, backend, length)
     best = None
     if "triton" in backends:

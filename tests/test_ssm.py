@@ -23,10 +23,11 @@ def assert_close(name: str, got: torch.Tensor, want: torch.Tensor, dtype: torch.
     assert diff <= atol + rtol * scale, f"{name}: largest difference {diff:.3e} (reference max {scale:.3e})"
 
 
-def make_inputs(length: int, dtype: torch.dtype, optional: bool, groups: int | None, seed: int = 0):
-    """Random scan inputs of batch 2, d=4, n=3 with realistic magnitudes; optional ones None if not wanted."""
+def make_inputs(length: int, dtype: torch.dtype, optional: bool, groups: int | None, seed: int = 0, n: int = 3):
+    """Random scan inputs of batch 2, d=4, n states (3) with realistic magnitudes; optional ones None if not
+    wanted."""
     g = torch.Generator().manual_seed(seed)
-    batch, dim, n = 2, 4, 3
+    batch, dim = 2, 4
 
     def rnd(*shape, scale=1.0, shift=0.0):
         return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale + shift).to(dtype).requires_grad_()

@@ -110,15 +110,18 @@ def token_major(inputs: dict, device: str = "cpu") -> dict:
 
 
 @requires_triton
-def test_triton_interpreted_loop_takes_token_major_views(interpreter):
+@pytest.mark.parametrize("n,loop_block_d", [(3, 2), (4, 8)], ids=["padded-states", "padded-channels"])
+def test_triton_interpreted_loop_takes_token_major_views(interpreter, n, loop_block_d):
     # The loop forward reads any strides (no copies); its output is token-major like u; the backward copies.
-    inputs = make_inputs(45, torch.float64, True, None)
+    # n = 4 fills BLOCK_N and 8 channels per program pad d = 4 (the kernel's unmasked and masked paths).
+    inputs = make_inputs(45, torch.float64, True, None, n=n)
     want = run_with_grads(selective_scan_reference, inputs, softplus=True)
     views = token_major(inputs)
     assert views["u"].stride(1) == 1 and views["B"].stride(1) == 1
-    y = selective_scan_triton(**views, delta_softplus=True, **SMALL, forward="loop")
+    sizes = SMALL | {"loop_block_d": loop_block_d}
+    y = selective_scan_triton(**views, delta_softplus=True, **sizes, forward="loop")
     assert y.transpose(1, 2).is_contiguous()
-    got = run_with_grads(lambda **kw: selective_scan_triton(**kw, **SMALL, forward="loop"), views, True)
+    got = run_with_grads(lambda **kw: selective_scan_triton(**kw, **sizes, forward="loop"), views, True)
     assert want.keys() == got.keys()
     for name in want:
         assert_close(name, got[name].double(), want[name], dtype=torch.float32)

@@ -133,6 +133,7 @@ class _TritonScan(torch.autograd.Function):
         if forward == "loop":  # any strides: (b, d, l) of u, delta, z, y; (b, g, n, l) of B, C
             dims += (*u.stride(), *delta.stride(), *(u if z is None else z).stride(), *y.stride(), *B.stride(),
                      *C.stride())  # fmt: skip
+            flags.update(EVEN_D=(dim // groups) % block_d == 0, EVEN_N=n == block_n)
         warps = {} if num_warps is None else {"num_warps": num_warps}
         kernel = kernels[kernel_name][grid]
         kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **warps, FINAL=False, SAVE=False)

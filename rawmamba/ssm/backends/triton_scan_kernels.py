@@ -172,6 +172,15 @@ def forward_kernel(
 
 
 @triton.jit
+def masked_load(pointers, mask, EVEN: tl.constexpr):
+    """``tl.load`` of ``pointers`` where ``mask`` (0 elsewhere); without a mask when EVEN (all exist)."""
+    if EVEN:
+        return tl.load(pointers)
+    else:
+        return tl.load(pointers, mask=mask, other=0.0)
+
+
+@triton.jit
 def forward_loop_kernel(
     u_ptr,
     dt_ptr,
@@ -222,6 +231,8 @@ def forward_loop_kernel(
     HAS_BIAS: tl.constexpr,
     FINAL: tl.constexpr,
     SAVE: tl.constexpr,
+    EVEN_D: tl.constexpr,
+    EVEN_N: tl.constexpr,
 ):
     """:func:`forward_kernel`'s work (same results) walking the chunk one position at a time: the state is a
     (BLOCK_D, BLOCK_N) register block updated by eq. 2 at every position, with no scan tree (``log2(BLOCK_T)``
@@ -229,7 +240,9 @@ def forward_loop_kernel(
     (stride 1 along d, as ``(b, l, d)`` tensors viewed as ``(b, d, l)``) the ``BLOCK_D`` values of one position
     are one coalesced load. The loads of position t + 1 are issued before position t is computed.
     FINAL False: the chunk's end state from zero and its decay ``exp(A sum dt)``; FINAL True: ``y`` (eq. 3, D
-    skip, silu(z) gate) from the carried start state, and the state at every tile start when SAVE."""
+    skip, silu(z) gate) from the carried start state, and the state at every tile start when SAVE.
+    EVEN_D (``per_group % BLOCK_D == 0``) and EVEN_N (``n == BLOCK_N``): no padding channels / states, so the
+    per-position loads and stores go without masks."""
     chunk, pid = tl.program_id(0), tl.program_id(1)
     blocks_per_group = tl.cdiv(per_group, BLOCK_D)
     b, rest = pid // (groups * blocks_per_group), pid % (groups * blocks_per_group)
@@ -260,14 +273,15 @@ def forward_loop_kernel(
     dt_sum = tl.zeros((BLOCK_D, 1), tl.float32)
     start = chunk * CHUNK
     steps = tl.minimum(CHUNK, length - start)
-    # position `start` loaded here; each step then loads the next position before using the current one
-    u_next = tl.load(u_row + start * su_l, mask=dm, other=0.0)
-    raw_next = tl.load(dt_row + start * sdt_l, mask=dm, other=0.0)
-    B_next = tl.load(B_row + start * sB_l, mask=nm, other=0.0)
+    # position `start` loaded here; each step then loads the next position (clamped to the last one, so that no
+    # load needs a mask for it) before using the current one
+    u_next = masked_load(u_row + start * su_l, dm, EVEN_D)
+    raw_next = masked_load(dt_row + start * sdt_l, dm, EVEN_D)
+    B_next = masked_load(B_row + start * sB_l, nm, EVEN_N)
     if FINAL:
-        C_next = tl.load(C_row + start * sC_l, mask=nm, other=0.0)
+        C_next = masked_load(C_row + start * sC_l, nm, EVEN_N)
         if HAS_Z:
-            z_next = tl.load(z_row + start * sz_l, mask=dm, other=0.0)
+            z_next = masked_load(z_row + start * sz_l, dm, EVEN_D)
     for k in range(0, steps):
         t = start + k
         u, raw, Bv = u_next.to(tl.float32), raw_next.to(tl.float32), B_next.to(tl.float32)
@@ -275,14 +289,14 @@ def forward_loop_kernel(
             Cv = C_next.to(tl.float32)
             if HAS_Z:
                 zv = z_next.to(tl.float32)
-        more = k + 1 < steps
-        u_next = tl.load(u_row + (t + 1) * su_l, mask=dm & more, other=0.0)
-        raw_next = tl.load(dt_row + (t + 1) * sdt_l, mask=dm & more, other=0.0)
-        B_next = tl.load(B_row + (t + 1) * sB_l, mask=nm & more, other=0.0)
+        t_next = tl.minimum(t + 1, length - 1)
+        u_next = masked_load(u_row + t_next * su_l, dm, EVEN_D)
+        raw_next = masked_load(dt_row + t_next * sdt_l, dm, EVEN_D)
+        B_next = masked_load(B_row + t_next * sB_l, nm, EVEN_N)
         if FINAL:
-            C_next = tl.load(C_row + (t + 1) * sC_l, mask=nm & more, other=0.0)
+            C_next = masked_load(C_row + t_next * sC_l, nm, EVEN_N)
             if HAS_Z:
-                z_next = tl.load(z_row + (t + 1) * sz_l, mask=dm & more, other=0.0)
+                z_next = masked_load(z_row + t_next * sz_l, dm, EVEN_D)
         if FINAL and SAVE:
             if t % BLOCK_T == 0:
                 tl.store(ckpt_ptr + (t // BLOCK_T) * rows + state_off, h, mask=dn)
@@ -294,7 +308,10 @@ def forward_loop_kernel(
                 y = y + Dv * u
             if HAS_Z:
                 y = y * zv * tl.sigmoid(zv)
-            tl.store(y_row + t * sy_l, y.to(y_ptr.dtype.element_ty), mask=dm)
+            if EVEN_D:
+                tl.store(y_row + t * sy_l, y.to(y_ptr.dtype.element_ty))
+            else:
+                tl.store(y_row + t * sy_l, y.to(y_ptr.dtype.element_ty), mask=dm)
         else:
             dt_sum += dt
     if not FINAL:
