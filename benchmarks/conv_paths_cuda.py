@@ -22,30 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from gpu_checks import cuda_time  # benchmarks/ is on sys.path when this script runs
 from torch import nn
 
 from rawmamba.models import create_model
 from rawmamba.models.volume_conv import conv3d_per_frame, per_frame_applies
 from rawmamba.train.checkpoint import code_version
-
-
-def cuda_ms(function, repeats: int = 5) -> float:
-    """Median milliseconds of ``function()`` on the GPU after one warm-up call."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        function()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def record_conv_inputs(model: nn.Module, run) -> dict:
@@ -137,7 +123,7 @@ def main() -> None:
             for benchmark in (False, True):
                 torch.backends.cudnn.benchmark = benchmark
                 for path, function in conv_paths(conv, inputs).items():
-                    entry["ms"][f"{path}{'+benchmark' if benchmark else ''}"] = cuda_ms(function)
+                    entry["ms"][f"{path}{'+benchmark' if benchmark else ''}"] = cuda_time(function)
             torch.backends.cudnn.benchmark = False
             entry["fastest"] = min(entry["ms"], key=entry["ms"].get)
             entries.append(entry)
