@@ -47,7 +47,15 @@ TRITON_SWEEP = [
     (dict(forward="tile"), False),
     *(
         (dict(forward="loop", loop_chunk=c, loop_block_d=d, num_warps=w), True)
-        for c, d, w in ((1024, 32, 1), (512, 32, 1), (256, 32, 1), (256, 64, 2), (512, 64, 2), (512, 128, 4))
+        for c, d, w in (
+            (1024, 32, 1),
+            (512, 32, 1),
+            (256, 32, 1),
+            (256, 64, 2),
+            (128, 64, 2),
+            (512, 64, 2),
+            (256, 128, 4),
+        )  # fmt: skip
     ),
 ]
 
