@@ -1,9 +1,10 @@
 """The ``rawmamba`` command line: one entry point, one sub-command module per job.
 
 Each sub-command lives beside the code it drives and exposes ``register(subparsers)``, which adds
-its parser and sets ``func`` (called with the parsed arguments, returning an exit code). Modules are
-imported lazily by name so that ``rawmamba --help`` stays fast and an optional dependency missing
-for one command does not break the others.
+its parser and sets ``func`` (called with the parsed arguments, returning an exit code). The modules are
+imported by name when the parser is built; optional dependencies (rawpy, numba) are imported where they
+are used, so a missing one fails only the command that needs it. Building the parser imports torch and
+timm through the command modules: ``rawmamba --help`` takes about 5 s on a 2-core machine.
 """
 
 from __future__ import annotations
