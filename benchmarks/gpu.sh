@@ -7,7 +7,8 @@
 #   2. the GPU tests of tests/test_ssm*.py (SKIP_PYTEST=1 skips them).
 # Optional: CONV_PATHS=1 adds benchmarks/conv_paths_cuda.py (each conv of rawmamba_base on the video, timed
 # along every path; about 30 s); VARIANTS=1 the conv variants of gpu_checks.py (--variants); PROFILE=1 a
-# torch.profiler table of rawmamba_base on the video in bf16 (cudnn.benchmark on; about 1 more minute); COMPILE=1 times rawmamba_base on the video under torch.compile (up to 2 more minutes).
+# torch.profiler table of rawmamba_base on the video in bf16 (cudnn.benchmark on; about 1 more minute);
+# COMPILE=1 times rawmamba_base on the video under torch.compile (up to 2 more minutes).
 # Needs python3 with torch (CUDA, with its bundled triton); pytest is optional; no network.
 #   OUT=/tmp/out bash benchmarks/gpu.sh
 # Writes to $OUT: env.txt, pytest_gpu.log, gpu_checks.json/.log, conv_paths.json/.log (profile_base_video_bf16.txt,
@@ -47,9 +48,9 @@ if [[ -n "${PROFILE:-}" ]]; then
     echo "profile exit status $?"
 fi
 if [[ -n "${COMPILE:-}" ]]; then
-    BEST=$(python3 -c "import json,sys; print(json.dumps((json.load(open(sys.argv[1])).get('triton_best') or {}).get('options') or {}))" \
-        "$OUT/gpu_checks.json" 2>/dev/null || echo '{}')
-    timeout 120 python3 benchmarks/gpu_checks.py --compile --triton-options "$BEST" --out "$OUT/gpu_compile.json" \
+    BEST=$(python3 -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1])).get('triton_best') or None))" \
+        "$OUT/gpu_checks.json" 2>/dev/null || echo null)
+    timeout 120 python3 benchmarks/gpu_checks.py --compile --triton-best "$BEST" --out "$OUT/gpu_compile.json" \
         > "$OUT/gpu_compile.log" 2>&1
     echo "compile exit status $? (124: the compile took over 2 minutes)"
 fi

@@ -303,10 +303,11 @@ def main() -> None:
         help="only rawmamba_base on the video in bf16 under torch.compile (cudnn.benchmark on)",
     )
     parser.add_argument(
-        "--triton-options",
+        "--triton-best",
         type=json.loads,
         default=None,
-        help='with --compile: keyword arguments of the Triton scan, e.g. \'{"forward": "loop"}\'',
+        help="with --compile: the triton_best record of an earlier run's JSON, "
+        '\'{"options": {keyword arguments of the Triton scan}, "token_major": bool}\'',
     )
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -327,10 +328,10 @@ def main() -> None:
     video = (5, 640, 1440)
     if args.compile:  # only the compiled case, in its own process (the compile can take minutes)
         backend = "triton"
-        if args.triton_options:
-            register_best(args.triton_options, token_major=args.triton_options.get("forward") == "loop")
+        if args.triton_best:
+            register_best(args.triton_best["options"], args.triton_best["token_major"])
             backend = "triton_best"
-        record.data["triton_best"] = args.triton_options
+        record.data["triton_best"] = args.triton_best
         record.model("rawmamba_base", *video, torch.bfloat16, backend, cudnn_benchmark=True, compile_model=True)
         return
     if not args.skip_models:  # the target first, with the defaults: rawmamba_base, 5 x 1440x640, bf16
