@@ -128,6 +128,29 @@ def test_triton_interpreted_loop_takes_token_major_views(interpreter, n, loop_bl
 
 
 @requires_triton
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_triton_interpreted_carry_matches_a_loop_over_chunks(interpreter, reverse):
+    # 37 chunks: two full steps of 16 chunks and a partial one; 130 rows: a full block of 128 and a partial one.
+    n_chunks, rows = 37, 130
+    generator = torch.Generator().manual_seed(0)
+    local = torch.randn(n_chunks, rows, generator=generator)
+    decay = torch.rand(n_chunks, rows, generator=generator)
+    init = torch.randn(rows, generator=generator)
+    out, final = torch.full((n_chunks, rows), float("nan")), torch.full((rows,), float("nan"))
+    grid = (-(-rows // triton_scan._CARRY_BLOCK),)
+    triton_scan._kernels()["carry"][grid](
+        local, decay, out, init, final, n_chunks, rows,
+        BLOCK=triton_scan._CARRY_BLOCK, CHUNKS=triton_scan._CARRY_CHUNKS, REVERSE=reverse,
+    )  # fmt: skip
+    carry = init.double() if reverse else torch.zeros(rows, dtype=torch.float64)
+    for chunk in reversed(range(n_chunks)) if reverse else range(n_chunks):
+        torch.testing.assert_close(out[chunk].double(), carry, rtol=1e-5, atol=1e-5, msg=f"chunk {chunk}")
+        carry = local[chunk].double() + decay[chunk].double() * carry
+    if not reverse:
+        torch.testing.assert_close(final.double(), carry, rtol=1e-5, atol=1e-5)
+
+
+@requires_triton
 def test_triton_argument_errors(interpreter, monkeypatch):
     inputs = as_float32(make_inputs(5, torch.float32, optional=False, groups=None))
     with pytest.raises(RawMambaError, match="argument block_t must be a power of two"):

@@ -9,6 +9,11 @@ and padding states/positions are masked, with decay 1 and input 0 so that they p
 import triton
 import triton.language as tl
 
+# Decays exp(dt A) = 2^(dt A log2 e): tl.exp2 compiles to one MUFU.EX2 (ex2.approx.ftz), while tl.exp adds a multiply
+# by log2 e and a guard for subnormal inputs, 6 instructions in all (sm_90 SASS of the loop forward: 460 -> 336
+# instructions per position over its two passes, the log2 e folded into A once per program).
+LOG2E: tl.constexpr = tl.constexpr(1.4426950408889634)
+
 
 @triton.jit
 def combine(a1, x1, a2, x2):
@@ -69,7 +74,7 @@ def load_tile(
     dt, ddt = step_size(raw, bias, SOFTPLUS)
     A = tl.load(A_ptr + d_idx * n + n_idx, mask=dm & nm, other=0.0).to(tl.float32)  # (BD, BN, 1)
     Bv = tl.load(B_ptr + bc_base + n_idx * length + t, mask=nm & tm, other=0.0).to(tl.float32)  # (1, BN, BT)
-    a = tl.where(tm, tl.exp(dt * A), 1.0)
+    a = tl.where(tm, tl.exp2(dt * (A * LOG2E)), 1.0)
     x = tl.where(tm, dt * u * Bv, 0.0)
     return a, x, u, dt, ddt, A, Bv, tm
 
@@ -233,6 +238,7 @@ def forward_loop_kernel(
     SAVE: tl.constexpr,
     EVEN_D: tl.constexpr,
     EVEN_N: tl.constexpr,
+    UNROLL: tl.constexpr,
 ):
     """:func:`forward_kernel`'s work (same results) walking the chunk one position at a time: the state is a
     (BLOCK_D, BLOCK_N) register block updated by eq. 2 at every position, with no scan tree (``log2(BLOCK_T)``
@@ -242,7 +248,7 @@ def forward_loop_kernel(
     FINAL False: the chunk's end state from zero and its decay ``exp(A sum dt)``; FINAL True: ``y`` (eq. 3, D
     skip, silu(z) gate) from the carried start state, and the state at every tile start when SAVE.
     EVEN_D (``per_group % BLOCK_D == 0``) and EVEN_N (``n == BLOCK_N``): no padding channels / states, so the
-    per-position loads and stores go without masks."""
+    per-position loads and stores go without masks. UNROLL: positions per iteration of the walk."""
     chunk, pid = tl.program_id(0), tl.program_id(1)
     blocks_per_group = tl.cdiv(per_group, BLOCK_D)
     b, rest = pid // (groups * blocks_per_group), pid % (groups * blocks_per_group)
@@ -256,7 +262,7 @@ def forward_loop_kernel(
     dt_row = dt_ptr + b * sdt_b + d_idx * sdt_d
     B_row = B_ptr + b * sB_b + g * sB_g + n_idx * sB_n  # (1, BN)
     state_off = (b * dim + d_idx) * n + n_idx  # (BD, BN) in one (b, d, n) slab
-    A = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32)
+    A2 = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32) * LOG2E
     if HAS_BIAS:
         bias = tl.load(bias_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
     else:
@@ -282,7 +288,7 @@ def forward_loop_kernel(
         C_next = masked_load(C_row + start * sC_l, nm, EVEN_N)
         if HAS_Z:
             z_next = masked_load(z_row + start * sz_l, dm, EVEN_D)
-    for k in range(0, steps):
+    for k in tl.range(0, steps, loop_unroll_factor=UNROLL):
         t = start + k
         u, raw, Bv = u_next.to(tl.float32), raw_next.to(tl.float32), B_next.to(tl.float32)
         if FINAL:
@@ -301,7 +307,7 @@ def forward_loop_kernel(
             if t % BLOCK_T == 0:
                 tl.store(ckpt_ptr + (t // BLOCK_T) * rows + state_off, h, mask=dn)
         dt, _ = step_size(raw, bias, SOFTPLUS)
-        h = tl.exp(dt * A) * h + (dt * u) * Bv  # eq. 2
+        h = tl.exp2(dt * A2) * h + (dt * u) * Bv  # eq. 2 (exp(dt A) = 2^(dt A log2 e))
         if FINAL:
             y = tl.sum(h * Cv, axis=1)[:, None]  # (BD, 1), eq. 3
             if HAS_D:
@@ -316,29 +322,52 @@ def forward_loop_kernel(
             dt_sum += dt
     if not FINAL:
         tl.store(local_ptr + chunk * rows + state_off, h, mask=dn)
-        tl.store(decay_ptr + chunk * rows + state_off, tl.exp(dt_sum * A), mask=dn)
+        tl.store(decay_ptr + chunk * rows + state_off, tl.exp2(dt_sum * A2), mask=dn)
 
 
 @triton.jit
 def carry_kernel(
-    local_ptr, decay_ptr, out_ptr, init_ptr, final_ptr, n_chunks, rows, BLOCK: tl.constexpr, REVERSE: tl.constexpr
+    local_ptr,
+    decay_ptr,
+    out_ptr,
+    init_ptr,
+    final_ptr,
+    n_chunks,
+    rows,
+    BLOCK: tl.constexpr,
+    CHUNKS: tl.constexpr,
+    REVERSE: tl.constexpr,
 ):
     """Per row r of (b, d, n), arrays (n_chunks, rows): out[c] = the carry entering chunk c, then
     carry <- local[c] + decay[c] * carry. Forward: from 0, chunks in order, the final carry written to
-    final. Reverse: from init (dL/dh_last), chunks backwards."""
+    final. Reverse: from init (dL/dh_last), chunks backwards.
+
+    CHUNKS chunks are loaded at once and composed by a scan over them, so that their loads are in flight together;
+    a loop over single chunks waits one memory latency per chunk (1,125 chunks at L=288,000, chunk 256). The
+    state after chunk p (in processing order) is the carry entering chunk p + 1, stored there."""
     r = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     rm = r < rows
     if REVERSE:
         h = tl.load(init_ptr + r, mask=rm, other=0.0)
+        tl.store(out_ptr + (n_chunks - 1) * rows + r, h, mask=rm)
     else:
         h = tl.zeros((BLOCK,), tl.float32)
-    for i in range(0, n_chunks):
+        tl.store(out_ptr + r, h, mask=rm)
+    i = tl.arange(0, CHUNKS)[:, None]
+    for p0 in range(0, n_chunks, CHUNKS):
+        p = p0 + i  # (CHUNKS, 1), processing order
         if REVERSE:
-            off = (n_chunks - 1 - i) * rows + r
+            chunk, following = n_chunks - 1 - p, n_chunks - 2 - p
         else:
-            off = i * rows + r
-        tl.store(out_ptr + off, h, mask=rm)
-        h = tl.load(local_ptr + off, mask=rm, other=0.0) + tl.load(decay_ptr + off, mask=rm, other=0.0) * h
+            chunk, following = p, p + 1
+        m = (p < n_chunks) & rm[None, :]
+        # chunks past the end load as the identity (decay 1, local 0) and pass the state through
+        a = tl.load(decay_ptr + chunk * rows + r[None, :], mask=m, other=1.0)
+        x = tl.load(local_ptr + chunk * rows + r[None, :], mask=m, other=0.0)
+        cum_a, x_acc = tl.associative_scan((a, x), 0, combine)
+        after = x_acc + cum_a * h[None, :]
+        tl.store(out_ptr + following * rows + r[None, :], after, mask=m & (p + 1 < n_chunks))
+        h = tl.sum(tl.where(i == CHUNKS - 1, after, 0.0), axis=0)
     if not REVERSE:
         tl.store(final_ptr + r, h, mask=rm)
 
@@ -445,7 +474,7 @@ def backward_kernel(
             if HAS_BIAS:
                 raw_n = raw_n + tl.load(bias_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
             dt_n, _ = step_size(raw_n, 0.0, SOFTPLUS)
-            an = tl.where(tn < length, tl.exp(dt_n * A), 1.0)
+            an = tl.where(tn < length, tl.exp2(dt_n * (A * LOG2E)), 1.0)
             e = tl.where(tm, ds * Cv, 0.0)
             cum_f, g_f = tl.associative_scan((tl.flip(an, 2), tl.flip(e, 2)), 2, combine)
             cum, gs = tl.flip(cum_f, 2), tl.flip(g_f, 2)
