@@ -3,6 +3,7 @@ and on a CUDA device when there is one. Also the mamba_ssm backend when that pac
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 
@@ -148,6 +149,34 @@ def test_triton_interpreted_carry_matches_a_loop_over_chunks(interpreter, revers
         carry = local[chunk].double() + decay[chunk].double() * carry
     if not reverse:
         torch.testing.assert_close(final.double(), carry, rtol=1e-5, atol=1e-5)
+
+
+@requires_triton
+def test_triton_interpreted_softplus_step_size_matches_torch(interpreter, monkeypatch):
+    # Across softplus' whole range: large negative inputs (where log(1 + e) would lose e's digits), around 0, and
+    # past torch's threshold of 20; the derivative is the sigmoid. The interpreter resolves names in a kernel
+    # through the module's globals, so the kernels module is put there.
+    import triton
+    import triton.language as tl
+
+    monkeypatch.setitem(globals(), "_KERNELS", importlib.import_module(KERNELS_MODULE))
+
+    @triton.jit
+    def softplus_kernel(x_ptr, dt_ptr, ddt_ptr, SIZE: tl.constexpr):
+        i = tl.arange(0, SIZE)
+        dt, ddt = _KERNELS.step_size(tl.load(x_ptr + i), 0.5, True)  # noqa: F821 (set above)
+        tl.store(dt_ptr + i, dt)
+        tl.store(ddt_ptr + i, ddt)
+
+    x = torch.cat([torch.linspace(-90.0, 40.0, 1000), torch.tensor([-15.5, -0.5, -1e-6, 19.5, 20.5])])
+    x = torch.cat([x, torch.zeros(1024 - x.numel())])
+    dt, ddt = torch.empty_like(x), torch.empty_like(x)
+    softplus_kernel[(1,)](x, dt, ddt, SIZE=1024)
+    want = x.double() + 0.5
+    # relative 1e-5: exp(-|x|) is 2^(-|x| log2 e) with the product rounded to float32, a relative error of up to
+    # 6e-8 |x| log2 e in e (6e-6 at |x| = 90); log(1 + e) would be off by up to 1e-3 near x = -10.
+    torch.testing.assert_close(dt.double(), torch.nn.functional.softplus(want), rtol=1e-5, atol=0)
+    torch.testing.assert_close(ddt.double(), torch.sigmoid(want), rtol=1e-5, atol=0)
 
 
 @requires_triton

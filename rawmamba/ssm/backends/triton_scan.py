@@ -50,10 +50,10 @@ FORWARD_KERNELS = {"tile": ("forward", None), "loop": ("forward_loop", 1)}  # na
 DEFAULT_FORWARD = "loop"
 LOOP_CHUNK = 1024
 LOOP_BLOCK_D = 32
-# positions per iteration of the loop forward's walk (tl.range's loop_unroll_factor): sm_90 SASS per position of its
-# two passes, 336 instructions not unrolled, 294 unrolled twice (fewer register moves between iterations), 288 four
-# times (and 128 registers instead of 101)
-LOOP_UNROLL = 2
+# positions per iteration of the loop forward's walk (tl.range's loop_unroll_factor). sm_90 SASS per position over
+# its two passes: 274 instructions and 96 registers not unrolled, 264 and 140 unrolled twice, 260 and 130 four times
+# (fewer registers per thread let more warps hide the latency; not yet timed)
+LOOP_UNROLL = 1
 
 
 def triton_importable() -> bool:
