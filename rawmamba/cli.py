@@ -1,10 +1,10 @@
 """The ``rawmamba`` command line: one entry point, one sub-command module per job.
 
 Each sub-command lives beside the code it drives and exposes ``register(subparsers)``, which adds
-its parser and sets ``func`` (called with the parsed arguments, returning an exit code). The modules are
-imported by name when the parser is built; optional dependencies (rawpy, numba) are imported where they
-are used, so a missing one fails only the command that needs it. Building the parser imports torch and
-timm through the command modules: ``rawmamba --help`` takes about 5 s on a 2-core machine.
+its parser and sets ``func`` (called with the parsed arguments, returning an exit code). Only the module of the
+command being run is imported (they import torch, and some timm: seconds); the others appear in ``--help`` by
+their one-line summary from :data:`COMMANDS`, so ``rawmamba --help`` answers at once. Optional dependencies
+(rawpy, numba) are imported where they are used, so a missing one fails only the command that needs it.
 """
 
 from __future__ import annotations
@@ -16,33 +16,48 @@ import sys
 from rawmamba.allocator import use_huge_pages
 from rawmamba.errors import RawMambaError
 
-# Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = (
-    "rawmamba.data.cli",
-    "rawmamba.train.cli",
-    "rawmamba.evaluate_cli",
-    "rawmamba.infer_cli",
-    "rawmamba.rawio.cli",
-    "rawmamba.baselines.bench",
-    "rawmamba.demo",
-)
+# Sub-commands in the order ``--help`` lists them: name -> (the module that registers it, its one-line summary,
+# which must be the help that the module's parser gives; a test checks).
+COMMANDS = {
+    "data": ("rawmamba.data.cli", "make synthetic datasets, look at dataset folders"),
+    "train": ("rawmamba.train.cli", "train a model (image or video task) from a config file"),
+    "eval": (
+        "rawmamba.evaluate_cli",
+        "evaluate checkpoints on a CAM or RVD-Part2 test set (paper-style PSNR/SSIM table)",
+    ),
+    "derender": ("rawmamba.infer_cli", "de-render an sRGB image or video to RAW files with a trained network"),
+    "capture": ("rawmamba.rawio.cli", "camera side: sRGB + RAW metadata + camera JSON from camera RAW files"),
+    "bench": ("rawmamba.baselines.bench", "compare de-rendering methods"),
+    "demo": ("rawmamba.demo", "de-render a built-in synthetic image and video; print scores; write pictures"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser: ``command``'s sub-parser complete (its module imported), the others summaries only;
+    every one complete when ``command`` is ``"all"``."""
     parser = argparse.ArgumentParser(
         prog="rawmamba",
         description="De-render sRGB images and videos back to camera RAW with RAWMamba, "
         "and make data, train, evaluate and compare methods.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for name, (module, summary) in COMMANDS.items():
+        if command in (name, "all"):
+            importlib.import_module(module).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
 
 
+def _command_name(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv``: its first word that is not an option (the top level has only -h)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    use_huge_pages()  # before any tensor exists: the command modules are imported below
-    parser = build_parser()
+    use_huge_pages()  # before any tensor exists: the command's module is imported below
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command_name(argv))
     # Commands that take free ``--key=value`` config overrides (train) receive the unknown arguments.
     args, extra = parser.parse_known_args(argv)
     if extra and not hasattr(args, "overrides"):

@@ -135,7 +135,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="de-render a built-in synthetic image and video; print scores; write pictures",
-        description="Make a synthetic image (1.5%% RAW samples as metadata) and a synthetic video (first "
+        description="Make a synthetic image (1.5% RAW samples as metadata) and a synthetic video (first "
         "frame's RAW as metadata), de-render both with the bundled pretrained rawmamba_tiny and with simple "
         "baselines (global colour fit, sample interpolation, inverse gamma), print PSNR/SSIM and write "
         "side-by-side pictures with error heat-maps. Needs no data and no GPU.",

@@ -93,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "capture", help="camera side: sRGB + RAW metadata + camera JSON from camera RAW files",
         description="Capture camera RAW files (any format LibRaw reads, DNG, or headerless dumps) as the paper's "
         "camera would: an sRGB image (LibRaw's rendering or one of our camera profiles) as JPEG/PNG, a metadata "
-        "file with one RAW pixel per 8x8 cell (1.5625%%), and <stem>.camera.json with what a DNG needs later "
+        "file with one RAW pixel per 8x8 cell (1.5625%), and <stem>.camera.json with what a DNG needs later "
         "(CFA, black/white levels, white balance, colour matrix, orientation). Prints the RAW, sRGB and metadata "
         "sizes. With --video the files are frames of one sequence: sRGB frames, the first frame's RAW and "
         "capture.json, for 'rawmamba derender FRAMES --first-raw'.",
