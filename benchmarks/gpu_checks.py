@@ -4,13 +4,15 @@
 
 0. ``rawmamba_base`` on 5 frames of 1440x640 in bf16 with the defaults (the issue's target), before anything else.
 1. Correctness: every available GPU backend (``chunked``, ``triton``, ``mamba_ssm``) on CUDA in float32, the
-   Triton tile forward, the default (loop) forward on token-major inputs, and bfloat16 inputs, against the
-   sequential reference on the CPU in float64: outputs, last state and gradients, at awkward lengths.
+   Triton tile forward, the default (loop) forward on token-major inputs, bfloat16 inputs, and the loop backward
+   (channel-first and token-major inputs), against the sequential reference on the CPU in float64: outputs, last
+   state and gradients, at awkward lengths.
 2. Timings (CUDA events, median of repeats): the scan forward, and forward+backward, for d=192, n=16 at L from
    1,024 to 288,000 (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
    a sweep of the Triton forward kernels (:data:`TRITON_SWEEP`: ``tile``, and ``loop`` on token-major inputs
    with its sizes), forward only at L=288,000, whose fastest setting is registered as the backend
-   ``triton_best`` (token-major if it was timed so) and timed forward+backward and in bfloat16 too.
+   ``triton_best`` (token-major if it was timed so) and timed forward+backward and in bfloat16 too; the backward
+   kernels (:data:`BACKWARD_SWEEP`: ``tile``, and ``loop`` with its sizes) timed forward+backward.
 3. Models: ``rawmamba_base`` (outputs against ``chunked``, then timed) with ``triton_best``, and with per-frame
    depth-wise convs; then ``rawmamba_tiny`` and ``rawmamba_base`` on the video and a 1024x1024 image with the
    automatic backend and ``triton_best``. ``--variants`` adds the conv experiments of an earlier round
@@ -60,6 +62,15 @@ TRITON_SWEEP = [
             (512, 64, 2, 1),
             (256, 128, 4, 1),
         )
+    ),
+]
+
+# Backward settings, timed forward+backward at L=288,000 on token-major inputs (the forward: the default loop).
+BACKWARD_SWEEP = [
+    dict(backward="tile"),
+    *(
+        dict(backward="loop", chunk=c, block_t=t, loop_block_d=d)
+        for c, t, d in ((1024, 64, 32), (256, 64, 32), (1024, 32, 32), (512, 64, 64))
     ),
 ]
 
@@ -327,6 +338,7 @@ def main() -> None:
         correctness={},
         scan=[],
         triton_sweep=[],
+        backward_sweep=[],
         models=[],
     )
     video = (5, 640, 1440)
@@ -349,6 +361,11 @@ def main() -> None:
         record.run("correctness", "triton_bfloat16", check_correctness, "triton", dtype=torch.bfloat16)
         record.run("correctness", "triton_bfloat16_token_major", check_correctness, "triton",
                    dtype=torch.bfloat16, token_major=True)  # fmt: skip
+        loop_backward = functools.partial(selective_scan_triton, backward="loop")
+        register_backend("triton_loop_backward", loop_backward, triton_available)
+        record.run("correctness", "triton_loop_backward", check_correctness, "triton_loop_backward")
+        record.run("correctness", "triton_loop_backward_token_major", check_correctness, "triton_loop_backward",
+                   token_major=True)  # fmt: skip
     for backend in backends:
         for length in SCAN_LENGTHS:
             record.run("scan", "scan", time_scan, backend, length)
@@ -368,6 +385,8 @@ def main() -> None:
                 record.run("scan", "scan", time_scan, "triton", 288_000, token_major=best_token_major,
                            dtype=dtype, **best)  # fmt: skip
             record.run("scan", "scan", time_scan, "triton", 288_000, dtype=torch.bfloat16)  # the default
+        for options in BACKWARD_SWEEP:
+            record.run("backward_sweep", "backward_sweep", time_scan, "triton", 288_000, token_major=True, **options)
     if args.skip_models:
         return
     if best is not None:  # rawmamba_base with the fastest scan setting, and with per-frame depth-wise convs

@@ -37,7 +37,7 @@ def summarise(out: Path) -> list[str]:
         lines.append(f"commit {checks['commit']}  torch {checks['torch']}  {checks['device']}")
         for name, worst in checks["correctness"].items():
             lines.append(f"correct {name}: " + json.dumps(worst)[:150])
-        for r in checks["scan"] + checks["triton_sweep"]:
+        for r in checks["scan"] + checks["triton_sweep"] + checks.get("backward_sweep", []):
             if "ms" in r:
                 fb = r["forward_backward_ms"]
                 layout = " token-major" if r.get("token_major") else ""

@@ -67,14 +67,14 @@ def as_float32(inputs: dict) -> dict:
     [(1, True, None), (7, False, 2), (45, True, 2), (45, False, None)],
     ids=["L1-all", "L7-required-g2", "L45-all-g2", "L45-required"],
 )
-@pytest.mark.parametrize("forward", ["tile", "loop"])
-def test_triton_interpreted_matches_reference(interpreter, length, optional, groups, forward):
+@pytest.mark.parametrize("forward,backward", [("tile", "tile"), ("loop", "tile"), ("loop", "loop")])
+def test_triton_interpreted_matches_reference(interpreter, length, optional, groups, forward, backward):
     # chunk 16 and tile 8: 45 positions cross chunk and tile boundaries and end in a partial tile; the backward
     # starts from the tile checkpoints that either forward kernel saved.
     inputs = make_inputs(length, torch.float64, optional, groups)
     want = run_with_grads(selective_scan_reference, inputs, softplus=optional)
     got = run_with_grads(
-        lambda **kw: selective_scan_triton(**kw, **SMALL, forward=forward),
+        lambda **kw: selective_scan_triton(**kw, **SMALL, forward=forward, backward=backward),
         as_float32(inputs),
         optional,
     )
@@ -111,15 +111,17 @@ def token_major(inputs: dict, device: str = "cpu") -> dict:
 
 
 @requires_triton
+@pytest.mark.parametrize("backward", ["tile", "loop"])
 @pytest.mark.parametrize("n,loop_block_d", [(3, 2), (4, 8)], ids=["padded-states", "padded-channels"])
-def test_triton_interpreted_loop_takes_token_major_views(interpreter, n, loop_block_d):
-    # The loop forward reads any strides (no copies); its output is token-major like u; the backward copies.
+def test_triton_interpreted_loop_takes_token_major_views(interpreter, n, loop_block_d, backward):
+    # The loop forward reads any strides (no copies); its output is token-major like u; the tile backward copies
+    # to channel-first, the loop backward reads token-major (copying only the views that are not contiguous).
     # n = 4 fills BLOCK_N and 8 channels per program pad d = 4 (the kernel's unmasked and masked paths).
     inputs = make_inputs(45, torch.float64, True, None, n=n)
     want = run_with_grads(selective_scan_reference, inputs, softplus=True)
     views = token_major(inputs)
     assert views["u"].stride(1) == 1 and views["B"].stride(1) == 1
-    sizes = SMALL | {"loop_block_d": loop_block_d}
+    sizes = SMALL | {"loop_block_d": loop_block_d, "backward": backward}
     y = selective_scan_triton(**views, delta_softplus=True, **sizes, forward="loop")
     assert y.transpose(1, 2).is_contiguous()
     got = run_with_grads(lambda **kw: selective_scan_triton(**kw, **sizes, forward="loop"), views, True)
@@ -138,11 +140,7 @@ def test_triton_interpreted_carry_matches_a_loop_over_chunks(interpreter, revers
     decay = torch.rand(n_chunks, rows, generator=generator)
     init = torch.randn(rows, generator=generator)
     out, final = torch.full((n_chunks, rows), float("nan")), torch.full((rows,), float("nan"))
-    grid = (-(-rows // triton_scan._CARRY_BLOCK),)
-    triton_scan._kernels()["carry"][grid](
-        local, decay, out, init, final, n_chunks, rows,
-        BLOCK=triton_scan._CARRY_BLOCK, CHUNKS=triton_scan._CARRY_CHUNKS, REVERSE=reverse,
-    )  # fmt: skip
+    triton_scan._carry(local, decay, out, init if reverse else final, reverse=reverse)
     carry = init.double() if reverse else torch.zeros(rows, dtype=torch.float64)
     for chunk in reversed(range(n_chunks)) if reverse else range(n_chunks):
         torch.testing.assert_close(out[chunk].double(), carry, rtol=1e-5, atol=1e-5, msg=f"chunk {chunk}")
@@ -227,15 +225,16 @@ def test_gpu_backend_matches_float64_reference_on_cpu(backend, length):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backward", ["tile", "loop"])
 @pytest.mark.parametrize("length", [7, 1000, 4097])
-def test_gpu_loop_forward_on_token_major_inputs_matches_float64_reference(length):
+def test_gpu_loop_forward_on_token_major_inputs_matches_float64_reference(length, backward):
     if "triton" not in available_backends():
         pytest.skip("triton is not available")
     inputs = make_inputs(length, torch.float64, optional=True, groups=None)
     want = run_with_grads(selective_scan_reference, inputs, softplus=True)
     views = token_major(inputs, device="cuda")
     assert views["u"].stride(1) == 1 and views["u"].is_cuda
-    got = run_with_grads(lambda **kw: selective_scan_triton(**kw, forward="loop"), views, True)
+    got = run_with_grads(lambda **kw: selective_scan_triton(**kw, forward="loop", backward=backward), views, True)
     for name in want:
         assert got[name].is_cuda, name
         assert_close(name, got[name].double().cpu(), want[name], dtype=torch.float32)

@@ -48,6 +48,13 @@ DEFAULT_BLOCK_D = 2
 # channels, 2 warps. rawmamba_base on 5 frames of 1440x640 in bf16 took 177.7 ms with tile and 171.3 ms with loop.
 FORWARD_KERNELS = {"tile": ("forward", None), "loop": ("forward_loop", 1)}  # name -> (kernel, num_warps)
 DEFAULT_FORWARD = "loop"
+# Backward kernels: "tile" as the tile forward (block_d channels, register tiles of block_t positions); "loop" walks
+# the chunk position by position with loop_block_d channels per program (one per thread), rewalking each tile of
+# block_t positions forwards from its checkpoint into a scratch buffer of b * d * n * l * block_t / chunk floats.
+# On sm_90 the tile backward needs 255 registers per thread (2 channels, 64 positions, 4 warps), which leaves 8 warps
+# per SM; the loop backward is not yet timed on a GPU.
+BACKWARD_KERNELS = ("tile", "loop")
+DEFAULT_BACKWARD = "tile"
 LOOP_CHUNK = 1024
 LOOP_BLOCK_D = 32
 # positions per iteration of the loop forward's walk (tl.range's loop_unroll_factor). sm_90 SASS per position over
@@ -80,6 +87,7 @@ def _kernels():
         "forward_loop": module.forward_loop_kernel,
         "carry": module.carry_kernel,
         "backward": module.backward_kernel,
+        "backward_loop": module.backward_loop_kernel,
     }
 
 
@@ -93,18 +101,26 @@ def _config(
     loop_block_d: int,
     loop_unroll: int,
     num_warps: int | None,
+    backward: str,
 ) -> tuple:
-    """(chunk, block_t, block_d, block_n, forward, forward chunk, forward block_d, num_warps, loop_unroll) checked:
-    powers of two, chunk >= block_t, a known forward kernel (num_warps None: its default)."""
+    """(chunk, block_t, block_d, block_n, forward, forward chunk, forward block_d, num_warps, loop_unroll,
+    backward, backward block_d) checked: powers of two, chunk >= block_t, known kernels (num_warps None: the
+    forward kernel's default)."""
     if forward not in FORWARD_KERNELS:
         raise RawMambaError(
             f"selective_scan_triton: argument forward must be one of {sorted(FORWARD_KERNELS)}, got {forward!r}"
+        )
+    if backward not in BACKWARD_KERNELS:
+        raise RawMambaError(
+            f"selective_scan_triton: argument backward must be one of {sorted(BACKWARD_KERNELS)}, got {backward!r}"
         )
     if num_warps is None:
         num_warps = FORWARD_KERNELS[forward][1]
     sizes = [("chunk", chunk), ("block_t", block_t), ("block_d", block_d)]
     if forward == "loop":
-        sizes += [("loop_chunk", loop_chunk), ("loop_block_d", loop_block_d), ("loop_unroll", loop_unroll)]
+        sizes += [("loop_chunk", loop_chunk), ("loop_unroll", loop_unroll)]
+    if "loop" in (forward, backward):
+        sizes += [("loop_block_d", loop_block_d)]
     for name, value in sizes + ([("num_warps", num_warps)] if num_warps is not None else []):
         if not isinstance(value, int) or value < 1 or value & (value - 1):
             raise RawMambaError(f"selective_scan_triton: argument {name} must be a power of two, got {value!r}")
@@ -112,7 +128,8 @@ def _config(
         raise RawMambaError(f"selective_scan_triton: argument chunk={chunk} must be >= block_t={block_t}")
     forward_sizes = (loop_chunk, loop_block_d) if forward == "loop" else (chunk, block_d)
     block_n = 1 << max(0, (n - 1).bit_length())
-    return chunk, block_t, block_d, block_n, forward, *forward_sizes, num_warps, loop_unroll
+    backward_block_d = loop_block_d if backward == "loop" else block_d
+    return chunk, block_t, block_d, block_n, forward, *forward_sizes, num_warps, loop_unroll, backward, backward_block_d
 
 
 class _TritonScan(torch.autograd.Function):
@@ -121,7 +138,7 @@ class _TritonScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, bias, softplus: bool, config: tuple):
         kernels = _kernels()
-        _, block_t, _, block_n, forward, chunk, block_d, num_warps, unroll = config  # the forward kernel's sizes
+        _, block_t, _, block_n, forward, chunk, block_d, num_warps, unroll, *_ = config  # the forward kernel's sizes
         kernel_name = FORWARD_KERNELS[forward][0]
         batch, dim, length = u.shape
         groups, n = B.shape[1], A.shape[1]
@@ -144,9 +161,7 @@ class _TritonScan(torch.autograd.Function):
         warps = {} if num_warps is None else {"num_warps": num_warps}
         kernel = kernels[kernel_name][grid]
         kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **warps, FINAL=False, SAVE=False)
-        carry_grid = (-(-rows // _CARRY_BLOCK),)
-        kernels["carry"][carry_grid](local, decay, starts, h_last, h_last, n_chunks, rows,
-                                     BLOCK=_CARRY_BLOCK, CHUNKS=_CARRY_CHUNKS, REVERSE=False)  # fmt: skip
+        _carry(local, decay, starts, h_last, reverse=False)
         kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **warps, FINAL=True, SAVE=save)
         ctx.save_for_backward(u, delta, A, B, C, D, z, bias, ckpt)
         ctx.softplus, ctx.config = softplus, config
@@ -155,37 +170,89 @@ class _TritonScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dh_last):
-        # the backward kernel reads contiguous (b, d, l) and (b, g, n, l) tensors (the loop forward takes any)
-        u, delta, A, B, C, D, z, bias, ckpt = (None if t is None else t.contiguous() for t in ctx.saved_tensors)
-        kernels = _kernels()
-        chunk, block_t, block_d, block_n, *_ = ctx.config
+        u, delta, A, B, C, D, z, bias, ckpt = ctx.saved_tensors
         batch, dim, length = u.shape
-        groups, n = B.shape[1], A.shape[1]
-        rows, n_chunks = batch * dim * n, -(-length // chunk)
+        n = A.shape[1]
+        dy = torch.zeros_like(u) if dy is None else dy
         f32 = dict(device=u.device, dtype=torch.float32)
-        dy = torch.zeros_like(u) if dy is None else dy.contiguous()
         dh_last = torch.zeros(batch, dim, n, **f32) if dh_last is None else dh_last.float().contiguous()
-        local, decay, carry = (torch.empty(n_chunks, rows, **f32) for _ in range(3))
-        du, ddelta, dz = (torch.empty(batch, dim, length, **f32) for _ in range(3))
-        dA, dB, dC = torch.zeros(dim, n, **f32), torch.zeros(B.shape, **f32), torch.zeros(C.shape, **f32)
-        dD, dbias = torch.zeros(dim, **f32), torch.zeros(dim, **f32)
-        grid = (n_chunks, batch * groups * -(-(dim // groups) // block_d))
-        flags = dict(SOFTPLUS=ctx.softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
-        sizes = dict(CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_T=block_t)
-        inputs = (u, delta, A, B, C, u if D is None else D, u if z is None else z, u if bias is None else bias, dy)
-        outputs = (du, ddelta, dz, dA, dB, dC, dD, dbias)
-        dims = (length, dim, n, dim // groups, groups, rows)
-        kernels["backward"][grid](*inputs, ckpt, carry, local, decay, *outputs, *dims, **sizes, **flags, FINAL=False)
-        carry_grid = (-(-rows // _CARRY_BLOCK),)
-        kernels["carry"][carry_grid](local, decay, carry, dh_last, dh_last, n_chunks, rows,
-                                     BLOCK=_CARRY_BLOCK, CHUNKS=_CARRY_CHUNKS, REVERSE=True)  # fmt: skip
-        kernels["backward"][grid](*inputs, ckpt, carry, local, decay, *outputs, *dims, **sizes, **flags, FINAL=True)
+        run = _backward_loop if ctx.config[9] == "loop" else _backward_tile
+        du, ddelta, dz, dA, dB, dC, dD, dbias = run(ctx, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last)
 
         def cast(grad, like):
             return None if like is None else grad.to(like.dtype)
 
         return (cast(du, u), cast(ddelta, delta), cast(dA, A), cast(dB, B), cast(dC, C), cast(dD, D), cast(dz, z),
                 cast(dbias, bias), None, None)  # fmt: skip
+
+
+def _backward_tile(ctx, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
+    """The tile backward: contiguous (b, d, l) and (b, g, n, l) inputs and gradients (the forward took any)."""
+    tensors = (u, delta, A, B, C, D, z, bias, dy)
+    u, delta, A, B, C, D, z, bias, dy = (None if t is None else t.contiguous() for t in tensors)
+    chunk, block_t, block_d, block_n, *_ = ctx.config
+    batch, dim, length = u.shape
+    groups, n = B.shape[1], A.shape[1]
+    rows, n_chunks = batch * dim * n, -(-length // chunk)
+    f32 = dict(device=u.device, dtype=torch.float32)
+    local, decay, carry = (torch.empty(n_chunks, rows, **f32) for _ in range(3))
+    du, ddelta, dz = (torch.empty(batch, dim, length, **f32) for _ in range(3))
+    dA, dB, dC = torch.zeros(dim, n, **f32), torch.zeros(B.shape, **f32), torch.zeros(C.shape, **f32)
+    dD, dbias = torch.zeros(dim, **f32), torch.zeros(dim, **f32)
+    grid = (n_chunks, batch * groups * -(-(dim // groups) // block_d))
+    flags = dict(SOFTPLUS=ctx.softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
+    sizes = dict(CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_T=block_t)
+    inputs = (u, delta, A, B, C, u if D is None else D, u if z is None else z, u if bias is None else bias, dy)
+    outputs = (du, ddelta, dz, dA, dB, dC, dD, dbias)
+    dims = (length, dim, n, dim // groups, groups, rows)
+    kernels = _kernels()
+    kernels["backward"][grid](*inputs, ckpt, carry, local, decay, *outputs, *dims, **sizes, **flags, FINAL=False)
+    _carry(local, decay, carry, dh_last, reverse=True)
+    kernels["backward"][grid](*inputs, ckpt, carry, local, decay, *outputs, *dims, **sizes, **flags, FINAL=True)
+    return du, ddelta, dz, dA, dB, dC, dD, dbias
+
+
+def _backward_loop(ctx, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
+    """The loop backward: token-major inputs and gradients, (b, l, d) and (b, l, g, n) contiguous (copies of the
+    inputs that are laid out otherwise); the gradients are returned as (b, d, l) and (b, g, n, l) views."""
+
+    def tokens(t):  # (b, d, l) -> contiguous (b, l, d); (b, g, n, l) -> contiguous (b, l, g, n)
+        return None if t is None else t.movedim(-1, 1).contiguous()
+
+    chunk, block_t, _, block_n, *_, block_d = ctx.config
+    batch, dim, length = u.shape
+    groups, n = B.shape[1], A.shape[1]
+    rows, n_chunks = batch * dim * n, -(-length // chunk)
+    f32 = dict(device=u.device, dtype=torch.float32)
+    local, decay, carry = (torch.empty(n_chunks, rows, **f32) for _ in range(3))
+    du, ddelta, dz = (torch.empty(batch, length, dim, **f32) for _ in range(3))
+    dB, dC = (torch.zeros(batch, length, groups, n, **f32) for _ in range(2))
+    dA, dD, dbias = torch.zeros(dim, n, **f32), torch.zeros(dim, **f32), torch.zeros(dim, **f32)
+    grid = (n_chunks, batch * groups * -(-(dim // groups) // block_d))
+    scratch = torch.empty(grid[0] * grid[1] * block_t * block_d * block_n, **f32)
+    flags = dict(SOFTPLUS=ctx.softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
+    sizes = dict(CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_T=block_t)
+    u_t, z_t = tokens(u), tokens(z)
+    inputs = (u_t, tokens(delta), A.contiguous(), tokens(B), tokens(C), u_t if D is None else D.contiguous(),
+              u_t if z is None else z_t, u_t if bias is None else bias.contiguous(), tokens(dy))  # fmt: skip
+    outputs = (du, ddelta, dz, dA, dB, dC, dD, dbias)
+    dims = (length, dim, n, dim // groups, groups, rows)
+    kernel = _kernels()["backward_loop"][grid]
+    warps = max(1, block_d // 32)
+    kernel(*inputs, ckpt, carry, local, decay, scratch, *outputs, *dims, **sizes, **flags, num_warps=warps, FINAL=False)
+    _carry(local, decay, carry, dh_last, reverse=True)
+    kernel(*inputs, ckpt, carry, local, decay, scratch, *outputs, *dims, **sizes, **flags, num_warps=warps, FINAL=True)
+    return (du.transpose(1, 2), ddelta.transpose(1, 2), dz.transpose(1, 2), dA, dB.movedim(1, -1), dC.movedim(1, -1),
+            dD, dbias)  # fmt: skip
+
+
+def _carry(local, decay, out, boundary, reverse: bool) -> None:
+    """:func:`carry_kernel` on (n_chunks, rows) arrays: the carry entering each chunk, into ``out``; ``boundary`` is
+    where the final carry goes (forward) or the initial one comes from (reverse: dL/dh_last)."""
+    n_chunks, rows = local.shape
+    grid = (-(-rows // _CARRY_BLOCK),)
+    _kernels()["carry"][grid](local, decay, out, boundary, boundary, n_chunks, rows,
+                              BLOCK=_CARRY_BLOCK, CHUNKS=_CARRY_CHUNKS, REVERSE=reverse)  # fmt: skip
 
 
 _CARRY_BLOCK = 128
@@ -221,6 +288,7 @@ def selective_scan_triton(
     loop_block_d: int = LOOP_BLOCK_D,
     loop_unroll: int = LOOP_UNROLL,
     num_warps: int | None = None,
+    backward: str = DEFAULT_BACKWARD,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective scan with Triton kernels; same contract as the reference. Float32 state and arithmetic for
     float32/float16/bfloat16 inputs; float64 inputs run the ``chunked`` backend instead (Triton kernels here are
@@ -237,6 +305,8 @@ def selective_scan_triton(
         loop_chunk, loop_block_d: positions and channels per program of the loop forward (powers of two).
         loop_unroll: positions per iteration of the loop forward's walk (power of two; see :data:`LOOP_UNROLL`).
         num_warps: warps per program of the forward kernel (None: the kernel's own, see :data:`FORWARD_KERNELS`).
+        backward: the backward kernel, ``"tile"`` or ``"loop"`` (see :data:`BACKWARD_KERNELS`); same results. The
+            loop backward takes chunk, block_t and loop_block_d (one warp per 32 channels).
 
     Raises:
         RawMambaError: Triton is missing, an input is not on a CUDA device (CPU tensors only with
@@ -257,7 +327,9 @@ def selective_scan_triton(
                 f"selective_scan_triton: argument {name} is on {t.device}; Triton needs {want} tensors"
                 + (" (CPU tensors only with TRITON_INTERPRET=1)" if want == "cuda" else "")
             )
-    config = _config(A.shape[1], chunk, block_t, block_d, forward, loop_chunk, loop_block_d, loop_unroll, num_warps)
+    config = _config(
+        A.shape[1], chunk, block_t, block_d, forward, loop_chunk, loop_block_d, loop_unroll, num_warps, backward
+    )
     B4 = B if B.dim() == 4 else B.unsqueeze(1)
     C4 = C if C.dim() == 4 else C.unsqueeze(1)
 

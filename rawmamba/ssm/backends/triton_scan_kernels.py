@@ -526,3 +526,160 @@ def backward_kernel(
     else:
         tl.store(local_ptr + state_off, gc[:, :, None], mask=dn)
         tl.store(decay_ptr + state_off, decay[:, :, None], mask=dn)
+
+
+@triton.jit
+def backward_loop_kernel(
+    u_ptr,
+    dt_ptr,
+    A_ptr,
+    B_ptr,
+    C_ptr,
+    D_ptr,
+    z_ptr,
+    bias_ptr,
+    dy_ptr,
+    ckpt_ptr,
+    carry_ptr,
+    local_ptr,
+    decay_ptr,
+    scratch_ptr,
+    du_ptr,
+    ddt_ptr,
+    dz_ptr,
+    dA_ptr,
+    dB_ptr,
+    dC_ptr,
+    dD_ptr,
+    dbias_ptr,
+    length,
+    dim,
+    n,
+    per_group,
+    groups,
+    rows,
+    CHUNK: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    SOFTPLUS: tl.constexpr,
+    HAS_D: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    FINAL: tl.constexpr,
+):
+    """:func:`backward_kernel`'s work (same results) walking the chunk one position at a time, like
+    :func:`forward_loop_kernel`: each thread holds one channel's states, adjoints and dA sums in registers.
+    Token-major layouts: ``u, delta, z, dy`` and the outputs ``du, ddelta, dz`` (b, l, d); ``B, C, dB, dC``
+    (b, l, g, n), all contiguous.
+
+    The adjoint g_t = C_t ds_t + a_{t+1} g_{t+1} runs backwards from g at the chunk's end (the carry, from the
+    position after it). FINAL False: the local adjoint at the chunk start from a zero carry and the decay
+    ``exp(A sum dt_{t+1})`` over the chunk. FINAL True: every gradient; the states h_t are needed backwards, so each
+    tile of BLOCK_T positions is first walked forwards from its checkpoint, its states written to this program's
+    (BLOCK_T, BLOCK_D, BLOCK_N) scratch area, which the backward walk through the tile then reads. ``a_t h_{t-1}`` is
+    taken as ``h_t - dt_t u_t B_t`` as in :func:`backward_kernel`. dB and dC sum over the block's channels and are
+    added atomically (one add per block of channels)."""
+    chunk, pid = tl.program_id(0), tl.program_id(1)
+    blocks_per_group = tl.cdiv(per_group, BLOCK_D)
+    b, rest = pid // (groups * blocks_per_group), pid % (groups * blocks_per_group)
+    g, blk = rest // blocks_per_group, rest % blocks_per_group
+    d_block = tl.arange(0, BLOCK_D)[:, None]
+    d_loc = blk * BLOCK_D + d_block
+    d_idx = tl.where(d_loc < per_group, g * per_group + d_loc, dim)  # (BD, 1); dim marks padding channels
+    n_idx = tl.arange(0, BLOCK_N)[None, :]  # (1, BN)
+    dm, nm = d_idx < dim, n_idx < n
+    dn = dm & nm
+    seq = b.to(tl.int64) * length * dim + d_idx  # (BD, 1); + t * dim: (b, l, d)
+    bc = (b.to(tl.int64) * length * groups + g) * n + n_idx  # (1, BN); + t * groups * n: (b, l, g, n)
+    bc_step = groups * n
+    state_off = (b * dim + d_idx) * n + n_idx  # (BD, BN) in one (b, d, n) slab
+    A = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32)
+    A2 = A * LOG2E
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
+    else:
+        bias = 0.0
+    if HAS_D:
+        Dv = tl.load(D_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
+    else:
+        Dv = 0.0
+    start = chunk * CHUNK
+    end = tl.minimum(start + CHUNK, length)  # exclusive
+    # dt at `end`, whose decay a_end carries the adjoint in from the next chunk; 0 (decay 1) after the sequence end
+    raw_end = tl.load(dt_ptr + seq + tl.minimum(end, length - 1) * dim, mask=dm, other=0.0).to(tl.float32)
+    dt_end, _ = step_size(raw_end, bias, SOFTPLUS)
+    dt_next = tl.where(end < length, dt_end, 0.0)
+    if FINAL:
+        adj = tl.load(carry_ptr + chunk * rows + state_off, mask=dn, other=0.0)  # g_end
+        dA_acc = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+        dD_acc = tl.zeros((BLOCK_D, 1), tl.float32)
+        dbias_acc = tl.zeros((BLOCK_D, 1), tl.float32)
+        scratch = scratch_ptr + (chunk * tl.num_programs(1) + pid).to(tl.int64) * (BLOCK_T * BLOCK_D * BLOCK_N)
+        scratch = scratch + d_block * BLOCK_N + n_idx  # (BD, BN); + i * BLOCK_D * BLOCK_N for position i of a tile
+        tiles = tl.cdiv(end - start, BLOCK_T)
+        for kk in range(0, tiles):
+            t0 = start + (tiles - 1 - kk) * BLOCK_T
+            count = tl.minimum(BLOCK_T, end - t0)
+            h = tl.load(ckpt_ptr + (t0 // BLOCK_T) * rows + state_off, mask=dn, other=0.0)
+            for i in range(0, count):  # the tile's states, forwards from its checkpoint (eq. 2)
+                t = t0 + i
+                u = tl.load(u_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
+                raw = tl.load(dt_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
+                Bv = tl.load(B_ptr + bc + t * bc_step, mask=nm, other=0.0).to(tl.float32)
+                dt, _ = step_size(raw, bias, SOFTPLUS)
+                h = tl.exp2(dt * A2) * h + (dt * u) * Bv
+                tl.store(scratch + i * (BLOCK_D * BLOCK_N), h)
+            for i in range(0, count):  # backwards through the tile
+                t = t0 + count - 1 - i
+                h = tl.load(scratch + (count - 1 - i) * (BLOCK_D * BLOCK_N))
+                u = tl.load(u_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
+                raw = tl.load(dt_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
+                dy = tl.load(dy_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
+                Bv = tl.load(B_ptr + bc + t * bc_step, mask=nm, other=0.0).to(tl.float32)
+                Cv = tl.load(C_ptr + bc + t * bc_step, mask=nm, other=0.0).to(tl.float32)
+                dt, ddt = step_size(raw, bias, SOFTPLUS)
+                if HAS_Z:
+                    zv = tl.load(z_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
+                    sig = tl.sigmoid(zv)
+                    ds = dy * zv * sig
+                    y = tl.sum(h * Cv, axis=1)[:, None] + Dv * u  # (BD, 1), eq. 3 with the D skip
+                    tl.store(dz_ptr + seq + t * dim, dy * y * sig * (1.0 + zv * (1.0 - sig)), mask=dm)
+                else:
+                    ds = dy
+                adj = tl.exp2(dt_next * A2) * adj + Cv * ds  # g_t
+                xb = (dt * u) * Bv
+                ah = h - xb  # a_t h_{t-1}
+                gdt = adj * dt
+                dA_acc += gdt * ah
+                ddt_t = tl.sum(adj * (A * ah + Bv * u), axis=1)[:, None] * ddt
+                tl.store(ddt_ptr + seq + t * dim, ddt_t, mask=dm)
+                tl.store(du_ptr + seq + t * dim, tl.sum(gdt * Bv, axis=1)[:, None] + ds * Dv, mask=dm)
+                tl.atomic_add(dB_ptr + bc + t * bc_step, tl.sum(gdt * u, axis=0)[None, :], mask=nm)
+                tl.atomic_add(dC_ptr + bc + t * bc_step, tl.sum(ds * h, axis=0)[None, :], mask=nm)
+                dD_acc += ds * u
+                dbias_acc += ddt_t
+                dt_next = dt
+        tl.atomic_add(dA_ptr + d_idx * n + n_idx, dA_acc, mask=dn)
+        if HAS_D:
+            tl.atomic_add(dD_ptr + d_idx, dD_acc, mask=dm)
+        if HAS_BIAS:
+            tl.atomic_add(dbias_ptr + d_idx, dbias_acc, mask=dm)
+    else:
+        adj = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+        dt_sum = tl.zeros((BLOCK_D, 1), tl.float32)
+        for k in range(0, end - start):
+            t = end - 1 - k
+            raw = tl.load(dt_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
+            dy = tl.load(dy_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
+            Cv = tl.load(C_ptr + bc + t * bc_step, mask=nm, other=0.0).to(tl.float32)
+            if HAS_Z:
+                zv = tl.load(z_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
+                ds = dy * zv * tl.sigmoid(zv)
+            else:
+                ds = dy
+            adj = tl.exp2(dt_next * A2) * adj + Cv * ds  # g_t from a zero carry
+            dt_sum += dt_next
+            dt_next, _ = step_size(raw, bias, SOFTPLUS)
+        tl.store(local_ptr + chunk * rows + state_off, adj, mask=dn)
+        tl.store(decay_ptr + chunk * rows + state_off, tl.exp2(dt_sum * A2), mask=dn)
