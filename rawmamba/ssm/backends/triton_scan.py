@@ -20,7 +20,9 @@ Backward, three launches mirroring the forward, in reverse time: the adjoint ``g
 ``g_t = C_t ds_t + a_{t+1} g_{t+1}``; (1) local adjoints per chunk, (2) carry across chunks in reverse,
 (3) per tile: states from the checkpoint, adjoints from the carry, and all gradients. ``a_t h_{t-1}`` is taken as
 ``h_t - x_t``, so no shifted state is needed. ``dB``, ``dC``, ``dA``, ``dD`` and ``ddelta_bias`` sum over programs
-with float32 atomics (order not deterministic, within float32 rounding).
+with float32 atomics (order not deterministic, within float32 rounding). ``backward="loop"`` runs (1) and (3)
+position by position, one thread per channel as the loop forward, on token-major copies of its inputs; in (3) each
+tile's states are first rewalked forwards from its checkpoint into a scratch buffer, then read backwards.
 
 Triton and CUDA are optional: :func:`triton_available` is False without them, and the kernels are defined on
 first use, so importing this module needs neither. ``TRITON_INTERPRET=1`` runs the kernels on the CPU (tests).
