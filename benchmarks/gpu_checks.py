@@ -70,7 +70,7 @@ BACKWARD_SWEEP = [
     dict(backward="tile"),
     *(
         dict(backward="loop", chunk=c, block_t=t, loop_block_d=d)
-        for c, t, d in ((1024, 64, 32), (256, 64, 32), (1024, 32, 32), (512, 64, 64))
+        for c, t, d in ((1024, 64, 32), (256, 64, 32), (1024, 32, 32), (512, 64, 64), (1024, 64, 8))
     ),
 ]
 

@@ -594,8 +594,7 @@ def backward_loop_kernel(
     bc = (b.to(tl.int64) * length * groups + g) * n + n_idx  # (1, BN); + t * groups * n: (b, l, g, n)
     bc_step = groups * n
     state_off = (b * dim + d_idx) * n + n_idx  # (BD, BN) in one (b, d, n) slab
-    A = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32)
-    A2 = A * LOG2E
+    A = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32)  # exp(dt A) = 2^((dt log2 e) A)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
     else:
@@ -628,7 +627,7 @@ def backward_loop_kernel(
                 raw = tl.load(dt_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
                 Bv = tl.load(B_ptr + bc + t * bc_step, mask=nm, other=0.0).to(tl.float32)
                 dt, _ = step_size(raw, bias, SOFTPLUS)
-                h = tl.exp2(dt * A2) * h + (dt * u) * Bv
+                h = tl.exp2((dt * LOG2E) * A) * h + (dt * u) * Bv
                 tl.store(scratch + i * (BLOCK_D * BLOCK_N), h)
             for i in range(0, count):  # backwards through the tile
                 t = t0 + count - 1 - i
@@ -647,7 +646,7 @@ def backward_loop_kernel(
                     tl.store(dz_ptr + seq + t * dim, dy * y * sig * (1.0 + zv * (1.0 - sig)), mask=dm)
                 else:
                     ds = dy
-                adj = tl.exp2(dt_next * A2) * adj + Cv * ds  # g_t
+                adj = tl.exp2((dt_next * LOG2E) * A) * adj + Cv * ds  # g_t
                 xb = (dt * u) * Bv
                 ah = h - xb  # a_t h_{t-1}
                 gdt = adj * dt
@@ -678,8 +677,8 @@ def backward_loop_kernel(
                 ds = dy * zv * tl.sigmoid(zv)
             else:
                 ds = dy
-            adj = tl.exp2(dt_next * A2) * adj + Cv * ds  # g_t from a zero carry
+            adj = tl.exp2((dt_next * LOG2E) * A) * adj + Cv * ds  # g_t from a zero carry
             dt_sum += dt_next
             dt_next, _ = step_size(raw, bias, SOFTPLUS)
         tl.store(local_ptr + chunk * rows + state_off, adj, mask=dn)
-        tl.store(decay_ptr + chunk * rows + state_off, tl.exp2(dt_sum * A2), mask=dn)
+        tl.store(decay_ptr + chunk * rows + state_off, tl.exp2((dt_sum * LOG2E) * A), mask=dn)
