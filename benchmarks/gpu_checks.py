@@ -11,13 +11,13 @@
    1,024 to 288,000 (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
    a sweep of the Triton forward kernels (:data:`TRITON_SWEEP`: ``tile``, and ``loop`` on token-major inputs
    with its sizes), forward only at L=288,000, whose fastest setting is registered as the backend
-   ``triton_best`` (token-major if it was timed so) and timed forward+backward and in bfloat16 too; the backward
-   kernels (:data:`BACKWARD_SWEEP`: ``tile``, and ``loop`` with its sizes) timed forward+backward.
+   ``triton_best`` (token-major if it was timed so) and timed forward+backward and in bfloat16 too.
 3. Models: ``rawmamba_base`` (outputs against ``chunked``, then timed) with ``triton_best``, and with per-frame
-   depth-wise convs; then ``rawmamba_tiny`` and ``rawmamba_base`` on the video and a 1024x1024 image with the
-   automatic backend and ``triton_best``. ``--variants`` adds the conv experiments of an earlier round
-   (per-frame convs of each kind, channels-last conv weights, cudnn.benchmark); ``--compile`` times only the
-   compiled model.
+   depth-wise convs; the backward kernels (:data:`BACKWARD_SWEEP`: ``tile``, and ``loop`` with its sizes) timed
+   forward+backward at L=288,000; then ``rawmamba_tiny`` and ``rawmamba_base`` on the video and a 1024x1024
+   image with the automatic backend and ``triton_best``. ``--variants`` adds the conv experiments of an earlier
+   round (per-frame convs of each kind, channels-last conv weights, cudnn.benchmark); ``--compile`` times only
+   the compiled model.
 The JSON (code version, torch version, device) is written after every entry. A failing backend is recorded
 as an error and the rest still runs.
 """
@@ -385,15 +385,16 @@ def main() -> None:
                 record.run("scan", "scan", time_scan, "triton", 288_000, token_major=best_token_major,
                            dtype=dtype, **best)  # fmt: skip
             record.run("scan", "scan", time_scan, "triton", 288_000, dtype=torch.bfloat16)  # the default
-        for options in BACKWARD_SWEEP:
-            record.run("backward_sweep", "backward_sweep", time_scan, "triton", 288_000, token_major=True, **options)
-    if args.skip_models:
-        return
-    if best is not None:  # rawmamba_base with the fastest scan setting, and with per-frame depth-wise convs
+    if best is not None and not args.skip_models:  # rawmamba_base with the fastest setting, and per-frame convs
         for backend in ("triton", "triton_best"):
             record.run("correctness", f"rawmamba_base_{backend}_vs_chunked", model_agreement, backend)
         record.model("rawmamba_base", *video, torch.bfloat16, "triton_best")
         record.model("rawmamba_base", *video, torch.bfloat16, "triton_best", per_frame_convs="depthwise")
+    if "triton" in backends:
+        for options in BACKWARD_SWEEP:
+            record.run("backward_sweep", "backward_sweep", time_scan, "triton", 288_000, token_major=True, **options)
+    if args.skip_models:
+        return
     if args.variants and best is not None:
         for cudnn_benchmark in (False, True):
             for kind in PER_FRAME_KINDS:
