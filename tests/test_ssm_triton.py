@@ -188,6 +188,12 @@ def test_triton_argument_errors(interpreter, monkeypatch):
         selective_scan_triton(**inputs, forward="loop", loop_chunk=24)
     with pytest.raises(RawMambaError, match="argument forward must be one of"):
         selective_scan_triton(**inputs, forward="fused")
+    with pytest.raises(RawMambaError, match="argument backward must be one of"):
+        selective_scan_triton(**inputs, backward="fused")
+    with pytest.raises(RawMambaError, match="argument loop_block_d must be a power of two"):
+        selective_scan_triton(**inputs, forward="tile", backward="loop", loop_block_d=3)
+    with pytest.raises(RawMambaError, match="argument loop_unroll must be a power of two"):
+        selective_scan_triton(**inputs, loop_unroll=3)
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RawMambaError, match="argument u is on cpu; Triton needs cuda tensors"):
         selective_scan_triton(**inputs)

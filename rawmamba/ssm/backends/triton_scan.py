@@ -34,6 +34,7 @@ import functools
 import importlib
 import importlib.util
 import os
+import typing
 
 import torch
 
@@ -93,6 +94,24 @@ def _kernels():
     }
 
 
+class _Config(typing.NamedTuple):
+    """The kernels' sizes for one call: the forward's (``forward`` kernel, ``forward_chunk`` positions and
+    ``forward_block_d`` channels per program, ``num_warps``, ``loop_unroll``) and the backward's (``backward`` kernel,
+    ``chunk`` positions and ``backward_block_d`` channels per program); tiles of ``block_t`` positions (the
+    checkpoints) and ``block_n`` states (n rounded up to a power of two) for both."""
+
+    chunk: int
+    block_t: int
+    block_n: int
+    forward: str
+    forward_chunk: int
+    forward_block_d: int
+    num_warps: int | None
+    loop_unroll: int
+    backward: str
+    backward_block_d: int
+
+
 def _config(
     n: int,
     chunk: int,
@@ -104,10 +123,9 @@ def _config(
     loop_unroll: int,
     num_warps: int | None,
     backward: str,
-) -> tuple:
-    """(chunk, block_t, block_d, block_n, forward, forward chunk, forward block_d, num_warps, loop_unroll,
-    backward, backward block_d) checked: powers of two, chunk >= block_t, known kernels (num_warps None: the
-    forward kernel's default)."""
+) -> _Config:
+    """The sizes checked: powers of two, chunk >= block_t, known kernels (num_warps None: the forward kernel's
+    default)."""
     if forward not in FORWARD_KERNELS:
         raise RawMambaError(
             f"selective_scan_triton: argument forward must be one of {sorted(FORWARD_KERNELS)}, got {forward!r}"
@@ -131,16 +149,17 @@ def _config(
     forward_sizes = (loop_chunk, loop_block_d) if forward == "loop" else (chunk, block_d)
     block_n = 1 << max(0, (n - 1).bit_length())
     backward_block_d = loop_block_d if backward == "loop" else block_d
-    return chunk, block_t, block_d, block_n, forward, *forward_sizes, num_warps, loop_unroll, backward, backward_block_d
+    return _Config(chunk, block_t, block_n, forward, *forward_sizes, num_warps, loop_unroll, backward, backward_block_d)
 
 
 class _TritonScan(torch.autograd.Function):
     """u, delta, z (b, d, l); A (d, n); B, C (b, g, n, l); D, bias (d,) or None -> y (b, d, l), h_last (b, d, n)."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, bias, softplus: bool, config: tuple):
+    def forward(ctx, u, delta, A, B, C, D, z, bias, softplus: bool, config: _Config):
         kernels = _kernels()
-        _, block_t, _, block_n, forward, chunk, block_d, num_warps, unroll, *_ = config  # the forward kernel's sizes
+        block_t, block_n, forward, num_warps = config.block_t, config.block_n, config.forward, config.num_warps
+        chunk, block_d = config.forward_chunk, config.forward_block_d
         kernel_name = FORWARD_KERNELS[forward][0]
         batch, dim, length = u.shape
         groups, n = B.shape[1], A.shape[1]
@@ -159,7 +178,7 @@ class _TritonScan(torch.autograd.Function):
         if forward == "loop":  # any strides: (b, d, l) of u, delta, z, y; (b, g, n, l) of B, C
             dims += (*u.stride(), *delta.stride(), *(u if z is None else z).stride(), *y.stride(), *B.stride(),
                      *C.stride())  # fmt: skip
-            flags.update(EVEN_D=(dim // groups) % block_d == 0, EVEN_N=n == block_n, UNROLL=unroll)
+            flags.update(EVEN_D=(dim // groups) % block_d == 0, EVEN_N=n == block_n, UNROLL=config.loop_unroll)
         warps = {} if num_warps is None else {"num_warps": num_warps}
         kernel = kernels[kernel_name][grid]
         kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **warps, FINAL=False, SAVE=False)
@@ -178,8 +197,9 @@ class _TritonScan(torch.autograd.Function):
         dy = torch.zeros_like(u) if dy is None else dy
         f32 = dict(device=u.device, dtype=torch.float32)
         dh_last = torch.zeros(batch, dim, n, **f32) if dh_last is None else dh_last.float().contiguous()
-        run = _backward_loop if ctx.config[9] == "loop" else _backward_tile
-        du, ddelta, dz, dA, dB, dC, dD, dbias = run(ctx, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last)
+        run = _backward_loop if ctx.config.backward == "loop" else _backward_tile
+        grads = run(ctx.config, ctx.softplus, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last)
+        du, ddelta, dz, dA, dB, dC, dD, dbias = grads
 
         def cast(grad, like):
             return None if like is None else grad.to(like.dtype)
@@ -188,11 +208,11 @@ class _TritonScan(torch.autograd.Function):
                 cast(dbias, bias), None, None)  # fmt: skip
 
 
-def _backward_tile(ctx, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
+def _backward_tile(config, softplus, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
     """The tile backward: contiguous (b, d, l) and (b, g, n, l) inputs and gradients (the forward took any)."""
     tensors = (u, delta, A, B, C, D, z, bias, dy)
     u, delta, A, B, C, D, z, bias, dy = (None if t is None else t.contiguous() for t in tensors)
-    chunk, block_t, block_d, block_n, *_ = ctx.config
+    chunk, block_t, block_d, block_n = config.chunk, config.block_t, config.backward_block_d, config.block_n
     batch, dim, length = u.shape
     groups, n = B.shape[1], A.shape[1]
     rows, n_chunks = batch * dim * n, -(-length // chunk)
@@ -202,7 +222,7 @@ def _backward_tile(ctx, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
     dA, dB, dC = torch.zeros(dim, n, **f32), torch.zeros(B.shape, **f32), torch.zeros(C.shape, **f32)
     dD, dbias = torch.zeros(dim, **f32), torch.zeros(dim, **f32)
     grid = (n_chunks, batch * groups * -(-(dim // groups) // block_d))
-    flags = dict(SOFTPLUS=ctx.softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
+    flags = dict(SOFTPLUS=softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
     sizes = dict(CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_T=block_t)
     inputs = (u, delta, A, B, C, u if D is None else D, u if z is None else z, u if bias is None else bias, dy)
     outputs = (du, ddelta, dz, dA, dB, dC, dD, dbias)
@@ -214,14 +234,14 @@ def _backward_tile(ctx, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
     return du, ddelta, dz, dA, dB, dC, dD, dbias
 
 
-def _backward_loop(ctx, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
+def _backward_loop(config, softplus, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
     """The loop backward: token-major inputs and gradients, (b, l, d) and (b, l, g, n) contiguous (copies of the
     inputs that are laid out otherwise); the gradients are returned as (b, d, l) and (b, g, n, l) views."""
 
     def tokens(t):  # (b, d, l) -> contiguous (b, l, d); (b, g, n, l) -> contiguous (b, l, g, n)
         return None if t is None else t.movedim(-1, 1).contiguous()
 
-    chunk, block_t, _, block_n, *_, block_d = ctx.config
+    chunk, block_t, block_d, block_n = config.chunk, config.block_t, config.backward_block_d, config.block_n
     batch, dim, length = u.shape
     groups, n = B.shape[1], A.shape[1]
     rows, n_chunks = batch * dim * n, -(-length // chunk)
@@ -232,7 +252,7 @@ def _backward_loop(ctx, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
     dA, dD, dbias = torch.zeros(dim, n, **f32), torch.zeros(dim, **f32), torch.zeros(dim, **f32)
     grid = (n_chunks, batch * groups * -(-(dim // groups) // block_d))
     scratch = torch.empty(grid[0] * grid[1] * block_t * block_d * block_n, **f32)
-    flags = dict(SOFTPLUS=ctx.softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
+    flags = dict(SOFTPLUS=softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
     sizes = dict(CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_T=block_t)
     u_t, z_t = tokens(u), tokens(z)
     inputs = (u_t, tokens(delta), A.contiguous(), tokens(B), tokens(C), u_t if D is None else D.contiguous(),
