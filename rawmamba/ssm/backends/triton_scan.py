@@ -197,8 +197,7 @@ class _TritonScan(torch.autograd.Function):
         dy = torch.zeros_like(u) if dy is None else dy
         f32 = dict(device=u.device, dtype=torch.float32)
         dh_last = torch.zeros(batch, dim, n, **f32) if dh_last is None else dh_last.float().contiguous()
-        run = _backward_loop if ctx.config.backward == "loop" else _backward_tile
-        grads = run(ctx.config, ctx.softplus, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last)
+        grads = _backward(ctx.config, ctx.softplus, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last)
         du, ddelta, dz, dA, dB, dC, dD, dbias = grads
 
         def cast(grad, like):
@@ -208,38 +207,18 @@ class _TritonScan(torch.autograd.Function):
                 cast(dbias, bias), None, None)  # fmt: skip
 
 
-def _backward_tile(config, softplus, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
-    """The tile backward: contiguous (b, d, l) and (b, g, n, l) inputs and gradients (the forward took any)."""
-    tensors = (u, delta, A, B, C, D, z, bias, dy)
-    u, delta, A, B, C, D, z, bias, dy = (None if t is None else t.contiguous() for t in tensors)
-    chunk, block_t, block_d, block_n = config.chunk, config.block_t, config.backward_block_d, config.block_n
-    batch, dim, length = u.shape
-    groups, n = B.shape[1], A.shape[1]
-    rows, n_chunks = batch * dim * n, -(-length // chunk)
-    f32 = dict(device=u.device, dtype=torch.float32)
-    local, decay, carry = (torch.empty(n_chunks, rows, **f32) for _ in range(3))
-    du, ddelta, dz = (torch.empty(batch, dim, length, **f32) for _ in range(3))
-    dA, dB, dC = torch.zeros(dim, n, **f32), torch.zeros(B.shape, **f32), torch.zeros(C.shape, **f32)
-    dD, dbias = torch.zeros(dim, **f32), torch.zeros(dim, **f32)
-    grid = (n_chunks, batch * groups * -(-(dim // groups) // block_d))
-    flags = dict(SOFTPLUS=softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
-    sizes = dict(CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_T=block_t)
-    inputs = (u, delta, A, B, C, u if D is None else D, u if z is None else z, u if bias is None else bias, dy)
-    outputs = (du, ddelta, dz, dA, dB, dC, dD, dbias)
-    dims = (length, dim, n, dim // groups, groups, rows)
-    kernels = _kernels()
-    kernels["backward"][grid](*inputs, ckpt, carry, local, decay, *outputs, *dims, **sizes, **flags, FINAL=False)
-    _carry(local, decay, carry, dh_last, reverse=True)
-    kernels["backward"][grid](*inputs, ckpt, carry, local, decay, *outputs, *dims, **sizes, **flags, FINAL=True)
-    return du, ddelta, dz, dA, dB, dC, dD, dbias
+def _backward(config, softplus, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
+    """The gradients, by the backward kernel of ``config``. The tile kernel reads contiguous (b, d, l) and
+    (b, g, n, l) tensors, the loop kernel contiguous token-major (b, l, d) and (b, l, g, n) ones: inputs laid out
+    otherwise are copied, and the gradients, made in the kernel's layout, are returned as (b, d, l) and
+    (b, g, n, l) views."""
+    loop = config.backward == "loop"
 
+    def laid_out(t):  # a sequence in the kernel's layout: for the loop kernel (b, d, l) -> (b, l, d), etc.
+        return None if t is None else t.movedim(-1, 1).contiguous() if loop else t.contiguous()
 
-def _backward_loop(config, softplus, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last):
-    """The loop backward: token-major inputs and gradients, (b, l, d) and (b, l, g, n) contiguous (copies of the
-    inputs that are laid out otherwise); the gradients are returned as (b, d, l) and (b, g, n, l) views."""
-
-    def tokens(t):  # (b, d, l) -> contiguous (b, l, d); (b, g, n, l) -> contiguous (b, l, g, n)
-        return None if t is None else t.movedim(-1, 1).contiguous()
+    def as_given(grad):  # back to (b, d, l) and (b, g, n, l)
+        return grad.movedim(1, -1) if loop else grad
 
     chunk, block_t, block_d, block_n = config.chunk, config.block_t, config.backward_block_d, config.block_n
     batch, dim, length = u.shape
@@ -247,25 +226,26 @@ def _backward_loop(config, softplus, u, delta, A, B, C, D, z, bias, ckpt, dy, dh
     rows, n_chunks = batch * dim * n, -(-length // chunk)
     f32 = dict(device=u.device, dtype=torch.float32)
     local, decay, carry = (torch.empty(n_chunks, rows, **f32) for _ in range(3))
-    du, ddelta, dz = (torch.empty(batch, length, dim, **f32) for _ in range(3))
-    dB, dC = (torch.zeros(batch, length, groups, n, **f32) for _ in range(2))
+    du, ddelta, dz = (torch.empty((batch, length, dim) if loop else (batch, dim, length), **f32) for _ in range(3))
+    dB, dC = (torch.zeros((batch, length, groups, n) if loop else (batch, groups, n, length), **f32) for _ in range(2))
     dA, dD, dbias = torch.zeros(dim, n, **f32), torch.zeros(dim, **f32), torch.zeros(dim, **f32)
     grid = (n_chunks, batch * groups * -(-(dim // groups) // block_d))
-    scratch = torch.empty(grid[0] * grid[1] * block_t * block_d * block_n, **f32)
     flags = dict(SOFTPLUS=softplus, HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=bias is not None)
     sizes = dict(CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_T=block_t)
-    u_t, z_t = tokens(u), tokens(z)
-    inputs = (u_t, tokens(delta), A.contiguous(), tokens(B), tokens(C), u_t if D is None else D.contiguous(),
-              u_t if z is None else z_t, u_t if bias is None else bias.contiguous(), tokens(dy))  # fmt: skip
+    u, z = laid_out(u), laid_out(z)
+    inputs = (u, laid_out(delta), A.contiguous(), laid_out(B), laid_out(C), u if D is None else D.contiguous(),
+              u if z is None else z, u if bias is None else bias.contiguous(), laid_out(dy))  # fmt: skip
     outputs = (du, ddelta, dz, dA, dB, dC, dD, dbias)
     dims = (length, dim, n, dim // groups, groups, rows)
-    kernel = _kernels()["backward_loop"][grid]
-    warps = max(1, block_d // 32)
-    kernel(*inputs, ckpt, carry, local, decay, scratch, *outputs, *dims, **sizes, **flags, num_warps=warps, FINAL=False)
+    if loop:  # the per-program scratch for the states of one tile
+        kernel, options = _kernels()["backward_loop"][grid], dict(num_warps=max(1, block_d // 32))
+        buffers = (ckpt, carry, local, decay, torch.empty(grid[0] * grid[1] * block_t * block_d * block_n, **f32))
+    else:
+        kernel, options, buffers = _kernels()["backward"][grid], {}, (ckpt, carry, local, decay)
+    kernel(*inputs, *buffers, *outputs, *dims, **sizes, **flags, **options, FINAL=False)
     _carry(local, decay, carry, dh_last, reverse=True)
-    kernel(*inputs, ckpt, carry, local, decay, scratch, *outputs, *dims, **sizes, **flags, num_warps=warps, FINAL=True)
-    return (du.transpose(1, 2), ddelta.transpose(1, 2), dz.transpose(1, 2), dA, dB.movedim(1, -1), dC.movedim(1, -1),
-            dD, dbias)  # fmt: skip
+    kernel(*inputs, *buffers, *outputs, *dims, **sizes, **flags, **options, FINAL=True)
+    return as_given(du), as_given(ddelta), as_given(dz), dA, as_given(dB), as_given(dC), dD, dbias
 
 
 def _carry(local, decay, out, boundary, reverse: bool) -> None:
