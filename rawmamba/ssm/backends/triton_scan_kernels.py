@@ -50,6 +50,17 @@ def step_size(raw, bias, SOFTPLUS: tl.constexpr):
 
 
 @triton.jit
+def block_channels(pid, per_group, groups, dim, BLOCK_D: tl.constexpr):
+    """Program ``pid``'s batch item b, group g and (BLOCK_D,) channel indices (a block of the group's channels);
+    padding channels past the group's end get index ``dim``."""
+    blocks_per_group = tl.cdiv(per_group, BLOCK_D)
+    b, rest = pid // (groups * blocks_per_group), pid % (groups * blocks_per_group)
+    g, blk = rest // blocks_per_group, rest % blocks_per_group
+    d_loc = blk * BLOCK_D + tl.arange(0, BLOCK_D)
+    return b, g, tl.where(d_loc < per_group, g * per_group + d_loc, dim)
+
+
+@triton.jit
 def last_column(h, t_idx, BLOCK_T: tl.constexpr):
     return tl.sum(tl.where(t_idx == BLOCK_T - 1, h, 0.0), axis=2)
 
@@ -127,11 +138,8 @@ def forward_kernel(
     """FINAL False: local end state and decay product of the chunk from a zero state. FINAL True: y from the
     carried start state, and the tile-start checkpoints when SAVE."""
     chunk, pid = tl.program_id(0), tl.program_id(1)
-    blocks_per_group = tl.cdiv(per_group, BLOCK_D)
-    b, rest = pid // (groups * blocks_per_group), pid % (groups * blocks_per_group)
-    g, blk = rest // blocks_per_group, rest % blocks_per_group
-    d_loc = blk * BLOCK_D + tl.arange(0, BLOCK_D)[:, None, None]
-    d_idx = tl.where(d_loc < per_group, g * per_group + d_loc, dim)  # dim marks padding channels
+    b, g, d_idx = block_channels(pid, per_group, groups, dim, BLOCK_D)
+    d_idx = d_idx[:, None, None]  # dim marks padding channels
     n_idx = tl.arange(0, BLOCK_N)[None, :, None]
     t_idx = tl.arange(0, BLOCK_T)[None, None, :]
     row = (b * dim + d_idx) * length
@@ -263,11 +271,8 @@ def forward_loop_kernel(
     EVEN_D (``per_group % BLOCK_D == 0``) and EVEN_N (``n == BLOCK_N``): no padding channels / states, so the
     per-position loads and stores go without masks. UNROLL: positions per iteration of the walk."""
     chunk, pid = tl.program_id(0), tl.program_id(1)
-    blocks_per_group = tl.cdiv(per_group, BLOCK_D)
-    b, rest = pid // (groups * blocks_per_group), pid % (groups * blocks_per_group)
-    g, blk = rest // blocks_per_group, rest % blocks_per_group
-    d_loc = blk * BLOCK_D + tl.arange(0, BLOCK_D)[:, None]
-    d_idx = tl.where(d_loc < per_group, g * per_group + d_loc, dim)  # (BD, 1); dim marks padding channels
+    b, g, d_idx = block_channels(pid, per_group, groups, dim, BLOCK_D)
+    d_idx = d_idx[:, None]  # (BD, 1); dim marks padding channels
     n_idx = tl.arange(0, BLOCK_N)[None, :]  # (1, BN)
     dm, nm = d_idx < dim, n_idx < n
     dn = dm & nm
@@ -427,11 +432,8 @@ def backward_kernel(
     """Adjoint g_t = C_t ds_t + a_{t+1} g_{t+1}, tiles of the chunk in reverse. FINAL False: local adjoint at
     the chunk start (zero carry) and the product of a_{t+1} over the chunk. FINAL True: all gradients."""
     chunk, pid = tl.program_id(0), tl.program_id(1)
-    blocks_per_group = tl.cdiv(per_group, BLOCK_D)
-    b, rest = pid // (groups * blocks_per_group), pid % (groups * blocks_per_group)
-    g, blk = rest // blocks_per_group, rest % blocks_per_group
-    d_loc = blk * BLOCK_D + tl.arange(0, BLOCK_D)[:, None, None]
-    d_idx = tl.where(d_loc < per_group, g * per_group + d_loc, dim)
+    b, g, d_idx = block_channels(pid, per_group, groups, dim, BLOCK_D)
+    d_idx = d_idx[:, None, None]
     n_idx = tl.arange(0, BLOCK_N)[None, :, None]
     t_idx = tl.arange(0, BLOCK_T)[None, None, :]
     row = (b * dim + d_idx) * length
@@ -581,12 +583,9 @@ def backward_loop_kernel(
     taken as ``h_t - dt_t u_t B_t`` as in :func:`backward_kernel`. dB and dC sum over the block's channels and are
     added atomically (one add per block of channels)."""
     chunk, pid = tl.program_id(0), tl.program_id(1)
-    blocks_per_group = tl.cdiv(per_group, BLOCK_D)
-    b, rest = pid // (groups * blocks_per_group), pid % (groups * blocks_per_group)
-    g, blk = rest // blocks_per_group, rest % blocks_per_group
+    b, g, d_idx = block_channels(pid, per_group, groups, dim, BLOCK_D)
+    d_idx = d_idx[:, None]  # (BD, 1); dim marks padding channels
     d_block = tl.arange(0, BLOCK_D)[:, None]
-    d_loc = blk * BLOCK_D + d_block
-    d_idx = tl.where(d_loc < per_group, g * per_group + d_loc, dim)  # (BD, 1); dim marks padding channels
     n_idx = tl.arange(0, BLOCK_N)[None, :]  # (1, BN)
     dm, nm = d_idx < dim, n_idx < n
     dn = dm & nm
