@@ -61,8 +61,8 @@ DEFAULT_BACKWARD = "tile"
 LOOP_CHUNK = 1024
 LOOP_BLOCK_D = 32
 # positions per iteration of the loop forward's walk (tl.range's loop_unroll_factor). sm_90 SASS per position over
-# its two passes: 274 instructions and 96 registers not unrolled, 264 and 140 unrolled twice, 260 and 130 four times
-# (fewer registers per thread let more warps hide the latency; not yet timed)
+# its two passes (benchmarks/sass_counts.py): 274 instructions and 96 registers not unrolled, 264 and 140 unrolled
+# twice, 259 and 128 four times (fewer registers per thread let more warps hide the latency; not yet timed)
 LOOP_UNROLL = 1
 
 
