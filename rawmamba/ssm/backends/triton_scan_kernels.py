@@ -61,6 +61,27 @@ def block_channels(pid, per_group, groups, dim, BLOCK_D: tl.constexpr):
 
 
 @triton.jit
+def channel_bias_and_skip(bias_ptr, D_ptr, d_idx, dm, HAS_BIAS: tl.constexpr, HAS_D: tl.constexpr):
+    """delta_bias and D of the channels ``d_idx`` (``dm``: the real ones) in float32; 0 where not given."""
+    bias = tl.load(bias_ptr + d_idx, mask=dm, other=0.0).to(tl.float32) if HAS_BIAS else 0.0
+    Dv = tl.load(D_ptr + d_idx, mask=dm, other=0.0).to(tl.float32) if HAS_D else 0.0
+    return bias, Dv
+
+
+@triton.jit
+def add_parameter_grads(
+    dA_ptr, dD_ptr, dbias_ptr, d_idx, n_idx, n, dA, dD, dbias, dm, dn, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr
+):
+    """Add a program's sums of dA (over its states), dD and d delta_bias to the gradients, atomically (other
+    programs hold other chunks of the same channels)."""
+    tl.atomic_add(dA_ptr + d_idx * n + n_idx, dA, mask=dn)
+    if HAS_D:
+        tl.atomic_add(dD_ptr + d_idx, dD, mask=dm)
+    if HAS_BIAS:
+        tl.atomic_add(dbias_ptr + d_idx, dbias, mask=dm)
+
+
+@triton.jit
 def last_column(h, t_idx, BLOCK_T: tl.constexpr):
     return tl.sum(tl.where(t_idx == BLOCK_T - 1, h, 0.0), axis=2)
 
@@ -281,12 +302,7 @@ def forward_loop_kernel(
     B_row = B_ptr + b * sB_b + g * sB_g + n_idx * sB_n  # (1, BN)
     state_off = (b * dim + d_idx) * n + n_idx  # (BD, BN) in one (b, d, n) slab
     A2 = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32) * LOG2E
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
-    else:
-        bias = 0.0
-    if HAS_D:
-        Dv = tl.load(D_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)  # (BD, 1)
+    bias, Dv = channel_bias_and_skip(bias_ptr, D_ptr, d_idx, dm, HAS_BIAS, HAS_D)  # (BD, 1) each
     if FINAL:
         h = tl.load(starts_ptr + chunk * rows + state_off, mask=dn, other=0.0)
         C_row = C_ptr + b * sC_b + g * sC_g + n_idx * sC_n
@@ -520,11 +536,8 @@ def backward_kernel(
                 dD_acc += tl.sum(ds * u, axis=2)
                 dbias_acc += tl.sum(ddtv, axis=2)
     if FINAL:
-        tl.atomic_add(dA_ptr + d_idx * n + n_idx, dA_acc[:, :, None], mask=dn)
-        if HAS_D:
-            tl.atomic_add(dD_ptr + d_idx, dD_acc[:, :, None], mask=dm)
-        if HAS_BIAS:
-            tl.atomic_add(dbias_ptr + d_idx, dbias_acc[:, :, None], mask=dm)
+        add_parameter_grads(dA_ptr, dD_ptr, dbias_ptr, d_idx, n_idx, n, dA_acc[:, :, None], dD_acc[:, :, None],
+                            dbias_acc[:, :, None], dm, dn, HAS_D, HAS_BIAS)  # fmt: skip
     else:
         tl.store(local_ptr + state_off, gc[:, :, None], mask=dn)
         tl.store(decay_ptr + state_off, decay[:, :, None], mask=dn)
@@ -594,14 +607,7 @@ def backward_loop_kernel(
     bc_step = groups * n
     state_off = (b * dim + d_idx) * n + n_idx  # (BD, BN) in one (b, d, n) slab
     A = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32)  # exp(dt A) = 2^((dt log2 e) A)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
-    else:
-        bias = 0.0
-    if HAS_D:
-        Dv = tl.load(D_ptr + d_idx, mask=dm, other=0.0).to(tl.float32)
-    else:
-        Dv = 0.0
+    bias, Dv = channel_bias_and_skip(bias_ptr, D_ptr, d_idx, dm, HAS_BIAS, HAS_D)
     start = chunk * CHUNK
     end = tl.minimum(start + CHUNK, length)  # exclusive
     # dt at `end`, whose decay a_end carries the adjoint in from the next chunk; 0 (decay 1) after the sequence end
@@ -658,11 +664,8 @@ def backward_loop_kernel(
                 dD_acc += ds * u
                 dbias_acc += ddt_t
                 dt_next = dt
-        tl.atomic_add(dA_ptr + d_idx * n + n_idx, dA_acc, mask=dn)
-        if HAS_D:
-            tl.atomic_add(dD_ptr + d_idx, dD_acc, mask=dm)
-        if HAS_BIAS:
-            tl.atomic_add(dbias_ptr + d_idx, dbias_acc, mask=dm)
+        add_parameter_grads(dA_ptr, dD_ptr, dbias_ptr, d_idx, n_idx, n, dA_acc, dD_acc, dbias_acc, dm, dn, HAS_D,
+                            HAS_BIAS)  # fmt: skip
     else:
         adj = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
         dt_sum = tl.zeros((BLOCK_D, 1), tl.float32)
