@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -34,7 +35,8 @@ def _triton_modules() -> dict:
 def interpreter(monkeypatch):
     """Triton's interpreter for the kernels module. Triton reads TRITON_INTERPRET when its own modules and our
     kernels are defined, and torch may already have imported it compiled: so the triton modules are imported
-    afresh under TRITON_INTERPRET=1 and the earlier ones put back afterwards."""
+    afresh under TRITON_INTERPRET=1 and the earlier ones put back afterwards. The interpreted kernels module is
+    dropped afterwards, from sys.modules and as an attribute of its package (where ``from ... import`` finds it)."""
     saved = _triton_modules()
     for name in [*saved, KERNELS_MODULE]:
         sys.modules.pop(name, None)
@@ -50,6 +52,8 @@ def interpreter(monkeypatch):
         for name in [*_triton_modules(), KERNELS_MODULE]:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
+        package, _, attribute = KERNELS_MODULE.rpartition(".")
+        vars(sys.modules[package]).pop(attribute, None)
         triton_scan._kernels.cache_clear()
 
 
@@ -197,6 +201,24 @@ def test_triton_argument_errors(interpreter, monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RawMambaError, match="argument u is on cpu; Triton needs cuda tensors"):
         selective_scan_triton(**inputs)
+
+
+@requires_triton
+@pytest.mark.parametrize("optional", [True, False], ids=["all-inputs", "required-only"])
+def test_triton_kernels_compile_for_sm90_without_a_gpu(optional):
+    # The interpreter runs kernels as Python, which accepts code the compiler refuses (a name rebound to another
+    # shape in a branch, say): so every kernel is also compiled for an H100, as benchmarks/sass_counts.py does.
+    path = Path(__file__).parents[1] / "benchmarks" / "sass_counts.py"
+    spec = importlib.util.spec_from_file_location("sass_counts", path)
+    sass_counts = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(sass_counts)
+    except ImportError as error:  # a triton without the CUDA backend's compiler
+        pytest.skip(f"cannot compile for CUDA here: {error}")
+    flags = dict(SOFTPLUS=optional, HAS_D=optional, HAS_Z=optional, HAS_BIAS=optional)
+    for _, kernel, constants, warps in sass_counts.cases():
+        constants = {**constants, **{k: v for k, v in flags.items() if k in constants}}
+        assert sass_counts.compile_case(kernel, constants, warps), kernel
 
 
 def test_float64_runs_the_chunked_backend_and_matches():
