@@ -4,11 +4,12 @@
 
 0. ``rawmamba_base`` on 5 frames of 1440x640 in bf16 with the defaults (the issue's target), before anything else.
 1. Correctness: every available GPU backend (``chunked``, ``triton``, ``mamba_ssm``) on CUDA in float32, the
-   Triton tile forward, the default (loop) forward on token-major inputs, bfloat16 inputs, and the loop backward
-   (channel-first and token-major inputs), against the sequential reference on the CPU in float64: outputs, last
-   state and gradients, at awkward lengths.
+   Triton tile forward, the default (loop) forward on token-major inputs, bfloat16 inputs, and the tile backward,
+   against the sequential reference on the CPU in float64: outputs, last state and gradients at awkward lengths,
+   each relative to its largest magnitude over the lengths.
 2. Timings (CUDA events, median of repeats): the scan forward, and forward+backward, for d=192, n=16 at L from
-   1,024 to 288,000 (5 frames of 1440x640 at 1/4 scale) per backend, with the byte floor at 3.0 TB/s for comparison;
+   1,024 to 288,000 (5 frames of 1440x640 at 1/4 scale) per backend on the layout it is registered for, with the
+   byte floor at 3.0 TB/s for comparison (also without z: the floor of docs/REFERENCE.md);
    a sweep of the Triton forward kernels (:data:`TRITON_SWEEP`: ``tile``, and ``loop`` on token-major inputs
    with its sizes), forward only at L=288,000, whose fastest setting is registered as the backend
    ``triton_best`` (token-major if it was timed so) and timed forward+backward and in bfloat16 too.
@@ -43,24 +44,21 @@ from rawmamba.ssm.backends.triton_scan import triton_available
 from rawmamba.train.checkpoint import code_version
 
 GPU_BACKENDS = ("chunked", "triton", "mamba_ssm")
-# Forward-kernel settings of the sweep, (options of selective_scan_triton, token-major inputs); the default
-# (loop, chunk 1024, 32 channels, 1 warp, not unrolled, contiguous inputs) is timed too. The backward keeps its
-# own sizes. The carry across chunks loads 16 chunks at a time (since 2026-11-27), so short chunks cost less
-# than in the earlier sweeps.
+# Forward-kernel settings of the sweep, (options of selective_scan_triton, token-major inputs), around the defaults
+# (loop, chunk 256, 64 channels, 2 warps, unrolled x4: the fastest of the 2026-11-27 sweep), which are timed too. The
+# backward keeps its own sizes.
 TRITON_SWEEP = [
-    (dict(forward="tile"), False),
+    (dict(forward="tile"), True),
     *(
         (dict(forward="loop", loop_chunk=c, loop_block_d=d, num_warps=w, loop_unroll=r), True)
         for c, d, w, r in (
-            (1024, 32, 1, 1),
-            (256, 32, 1, 1),
             (256, 64, 2, 1),
-            (256, 64, 2, 2),
-            (256, 64, 2, 4),
-            (128, 64, 2, 1),
-            (64, 64, 2, 1),
-            (512, 64, 2, 1),
-            (256, 128, 4, 1),
+            (256, 64, 2, 8),
+            (512, 64, 2, 4),
+            (128, 64, 2, 4),
+            (256, 32, 1, 4),
+            (256, 128, 4, 4),
+            (256, 64, 4, 4),
         )
     ),
 ]
@@ -70,12 +68,23 @@ BACKWARD_SWEEP = [
     dict(backward="tile"),
     *(
         dict(backward="loop", chunk=c, block_t=t, loop_block_d=d)
-        for c, t, d in ((1024, 64, 32), (256, 64, 32), (1024, 32, 32), (512, 64, 64), (1024, 64, 8))
+        for c, t, d in (
+            (1024, 64, 64),
+            (256, 64, 64),
+            (1024, 64, 32),
+            (256, 64, 32),
+            (512, 64, 32),
+            (256, 32, 32),
+            (256, 128, 32),
+        )  # fmt: skip
     ),
 ]
 
 SCAN_LENGTHS = (1_024, 4_096, 20_480, 102_400, 288_000)  # 288,000: 5 frames of 1440x640 at 1/4 scale
 BYTES_PER_SECOND = 3.0e12  # H100 device-to-device copy, measured (docs/REFERENCE.md)
+
+
+INPUT_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "bias")
 
 
 def _inputs(batch, dim, state, length, device, dtype, generator, token_major=False):
@@ -99,9 +108,10 @@ def _inputs(batch, dim, state, length, device, dtype, generator, token_major=Fal
 def check_correctness(
     backend: str, lengths=(1, 7, 64, 1000, 4097), dtype: torch.dtype = torch.float32, token_major: bool = False
 ) -> dict:
-    """Largest relative differences of a CUDA backend (inputs in ``dtype``, token-major views if asked) against
-    the float64 CPU reference."""
-    worst = {"output": 0.0, "state": 0.0, "grad": 0.0}
+    """Largest differences of a CUDA backend (inputs in ``dtype``, token-major views if asked) from the float64 CPU
+    reference, relative to the reference's largest magnitude (per quantity, over the lengths)."""
+    names = ("output", "state", *(f"grad_{name}" for name in INPUT_NAMES))
+    error, scale = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0)
     for length in lengths:
         generator = torch.Generator().manual_seed(length)
         reference = [x.requires_grad_() for x in _inputs(2, 40, 16, length, "cpu", torch.float64, generator)]
@@ -119,16 +129,15 @@ def check_correctness(
                 u, delta, a, b, c, D=d, z=z, delta_bias=bias, delta_softplus=True, return_last_state=True, backend=name
             )
             loss = (out * torch.linspace(-1, 1, out.shape[-1], device=out.device, dtype=out.dtype)).sum()
-            results.append((out, state, torch.autograd.grad(loss, tensors)))
-        (out_ref, state_ref, grads_ref), (out_gpu, state_gpu, grads_gpu) = results
-
-        def relative(x, y):
-            return float((x.double().cpu() - y).abs().max() / y.abs().max().clamp_min(1e-12))
-
-        worst["output"] = max(worst["output"], relative(out_gpu, out_ref))
-        worst["state"] = max(worst["state"], relative(state_gpu, state_ref))
-        worst["grad"] = max(worst["grad"], *(relative(g, r) for g, r in zip(grads_gpu, grads_ref, strict=True)))
-    return worst
+            results.append((out, state, *torch.autograd.grad(loss, tensors)))
+        for name, got, want in zip(names, results[1], results[0], strict=True):
+            error[name] = max(error[name], float((got.detach().double().cpu() - want.detach()).abs().max()))
+            scale[name] = max(scale[name], float(want.detach().abs().max()))
+    # each quantity's largest error over the lengths relative to its largest magnitude over them: a gradient that
+    # is exactly 0 at one length (dA at L=1) has only float32 rounding there
+    relative = {name: error[name] / max(scale[name], 1e-12) for name in names}
+    grads = [relative[name] for name in names[2:]]
+    return {"output": relative["output"], "state": relative["state"], "grad": max(grads), "per_input": relative}
 
 
 def cuda_time(function, repeats: int = 5) -> float:
@@ -153,12 +162,15 @@ def time_scan(
     with_backward: bool = True,
     token_major: bool = False,
     dtype: torch.dtype = torch.float32,
+    gated: bool = True,
     **options,
 ) -> dict:
-    """Forward and forward+backward milliseconds of one backend (``options``: keyword arguments of triton's)."""
+    """Forward and forward+backward milliseconds of one backend (``options``: keyword arguments of triton's);
+    ``gated`` False: without z."""
     generator = torch.Generator().manual_seed(0)
     tensors = [x.requires_grad_() for x in _inputs(1, dim, state, length, "cuda", dtype, generator, token_major)]
     u, delta, a, b, c, d, z, bias = tensors
+    z = z if gated else None
 
     def run():
         kwargs = dict(D=d, z=z, delta_bias=bias, delta_softplus=True)
@@ -170,12 +182,13 @@ def time_scan(
         ms = cuda_time(run)
     fb_ms = cuda_time(lambda: run().sum().backward()) if with_backward else None
     size = torch.finfo(dtype).bits // 8
-    floor_bytes = size * (4 * dim * length + 2 * state * length)  # read u, delta, z, write y; read B, C
+    floor_bytes = size * ((3 + gated) * dim * length + 2 * state * length)  # read u, delta (z), write y; read B, C
     return {
         "backend": backend,
         "options": options,
         "token_major": token_major,
         "dtype": str(dtype),
+        "gated": gated,
         "L": length,
         "ms": ms,
         "forward_backward_ms": fb_ms,
@@ -187,18 +200,21 @@ class Record:
     """The JSON result, written to ``path`` after every entry: a run stopped at its time limit keeps what it did."""
 
     def __init__(self, path: Path, **fields) -> None:
-        self.path, self.data = path, fields
+        self.path, self.data, self.started = path, fields, time.perf_counter()
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.data, indent=2))
 
     def run(self, section: str, key: str, function, *args, **kwargs) -> None:
-        """Append (list section) or set (dict section, at ``key``) ``function(...)``, or its error; print, save."""
+        """Append (list section) or set (dict section, at ``key``) ``function(...)``, or its error, with the seconds
+        since the start; print, save."""
         try:
             value = function(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 (one failing backend must not stop the other checks)
             value = {"error": repr(error), "traceback": traceback.format_exc()[-2000:]}
+        if isinstance(value, dict):
+            value["elapsed_s"] = round(time.perf_counter() - self.started, 1)
         if isinstance(self.data[section], list):
             self.data[section].append(value)
         else:
@@ -361,14 +377,12 @@ def main() -> None:
         record.run("correctness", "triton_bfloat16", check_correctness, "triton", dtype=torch.bfloat16)
         record.run("correctness", "triton_bfloat16_token_major", check_correctness, "triton",
                    dtype=torch.bfloat16, token_major=True)  # fmt: skip
-        loop_backward = functools.partial(selective_scan_triton, backward="loop")
-        register_backend("triton_loop_backward", loop_backward, triton_available)
-        record.run("correctness", "triton_loop_backward", check_correctness, "triton_loop_backward")
-        record.run("correctness", "triton_loop_backward_token_major", check_correctness, "triton_loop_backward",
-                   token_major=True)  # fmt: skip
-    for backend in backends:
+        tile_backward = functools.partial(selective_scan_triton, backward="tile")
+        register_backend("triton_tile_backward", tile_backward, triton_available)
+        record.run("correctness", "triton_tile_backward", check_correctness, "triton_tile_backward")
+    for backend in backends:  # each on the layout it is registered for
         for length in SCAN_LENGTHS:
-            record.run("scan", "scan", time_scan, backend, length)
+            record.run("scan", "scan", time_scan, backend, length, token_major=get_backend(backend).token_major)
     best = None
     if "triton" in backends:
         for options, token_major in TRITON_SWEEP:
@@ -384,7 +398,9 @@ def main() -> None:
             for dtype in (torch.float32, torch.bfloat16):  # forward+backward, and bf16 inputs as in the model
                 record.run("scan", "scan", time_scan, "triton", 288_000, token_major=best_token_major,
                            dtype=dtype, **best)  # fmt: skip
-            record.run("scan", "scan", time_scan, "triton", 288_000, dtype=torch.bfloat16)  # the default
+            record.run("scan", "scan", time_scan, "triton", 288_000, dtype=torch.bfloat16)  # channel-first
+            for dtype in (torch.float32, torch.bfloat16):  # without z: the scan of docs/REFERENCE.md's byte floor
+                record.run("scan", "scan", time_scan, "triton", 288_000, token_major=True, dtype=dtype, gated=False)
     if best is not None and not args.skip_models:  # rawmamba_base with the fastest setting, and per-frame convs
         for backend in ("triton", "triton_best"):
             record.run("correctness", f"rawmamba_base_{backend}_vs_chunked", model_agreement, backend)

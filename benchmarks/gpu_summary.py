@@ -36,11 +36,14 @@ def summarise(out: Path) -> list[str]:
     if checks:
         lines.append(f"commit {checks['commit']}  torch {checks['torch']}  {checks['device']}")
         for name, worst in checks["correctness"].items():
+            if isinstance(worst, dict):  # the worst gradient only (per_input has each one)
+                worst = {key: value for key, value in worst.items() if key not in ("per_input", "elapsed_s")}
             lines.append(f"correct {name}: " + json.dumps(worst)[:150])
         for r in checks["scan"] + checks["triton_sweep"] + checks.get("backward_sweep", []):
             if "ms" in r:
                 fb = r["forward_backward_ms"]
                 layout = " token-major" if r.get("token_major") else ""
+                layout += " without z" if r.get("gated") is False else ""
                 dtype = r.get("dtype", "float32").split(".")[-1]
                 lines.append(
                     f"scan {r['backend']} {r['options']}{layout} {dtype} L={r['L']}: {r['ms']:.3f} ms"

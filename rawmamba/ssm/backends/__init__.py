@@ -20,9 +20,10 @@ from rawmamba.ssm.registry import register_backend
 register_backend("reference", selective_scan_reference)
 register_backend("chunked", selective_scan_chunked)
 register_backend("fused_cpu", selective_scan_fused_cpu, available=fused_cpu_available)
-# Channel-first inputs (token_major False): the layout rawmamba_base was timed with on an H100. The loop forward
-# reads token-major inputs faster in isolation (2.60 against 3.26 ms, see triton_scan), not yet timed in the model.
-register_backend("triton", selective_scan_triton, available=triton_available)
+# Token-major inputs: the loop forward reads them fastest (on an H100, 1.52 against 2.89 ms for d=192, n=16,
+# L=288,000), and rawmamba_base on 5 frames of 1440x640 in bf16 ran at 36.8 against 32.3 frames/s with them
+# (benchmarks/results/gpu_checks_h100.json).
+register_backend("triton", selective_scan_triton, available=triton_available, token_major=True)
 register_backend("mamba_ssm", selective_scan_mamba_ssm, available=mamba_ssm_available)
 
 __all__ = [

@@ -44,26 +44,27 @@ DEFAULT_CHUNK = 1024
 DEFAULT_BLOCK_T = 64
 DEFAULT_BLOCK_D = 2
 # Forward kernels: "tile" solves (block_d, n, block_t) register tiles with tl.associative_scan (with the sizes of
-# the backward); "loop" walks the chunk position by position with the state in registers, with its own sizes
-# (LOOP_*). The backward is the same for both. On an H100, d=192, n=16, L=288,000, float32, contiguous inputs,
-# forward only (benchmarks/results/gpu_checks_h100.json): tile 3.79-3.99 ms; loop with chunk 1024 and 32 channels
-# per one-warp program 3.26-3.60 ms; the same on token-major inputs 2.60 ms, and 2.39 ms with chunk 256, 64
-# channels, 2 warps. rawmamba_base on 5 frames of 1440x640 in bf16 took 177.7 ms with tile and 171.3 ms with loop.
-FORWARD_KERNELS = {"tile": ("forward", None), "loop": ("forward_loop", 1)}  # name -> (kernel, num_warps)
+# the backward); "loop" walks the chunk position by position with the state in registers, one thread per channel,
+# with its own sizes (LOOP_*). The backward is the same for both. On an H100, d=192, n=16, L=288,000, float32,
+# forward only, token-major inputs (benchmarks/results/gpu_checks_h100.json, 2026-11-27): tile 3.43 ms; loop with
+# chunk 1024 and 32 channels per program 2.11 ms; chunk 256 and 64 channels 1.76 ms, unrolled x2 1.63 ms and x4
+# 1.52-1.59 ms (the defaults). rawmamba_base on 5 frames of 1440x640 in bf16: 155.0 ms with the loop forward's
+# earlier defaults (chunk 1024, 32 channels, contiguous inputs), 135.8 ms with these on token-major inputs.
+FORWARD_KERNELS = {"tile": "forward", "loop": "forward_loop"}
 DEFAULT_FORWARD = "loop"
 # Backward kernels: "tile" as the tile forward (block_d channels, register tiles of block_t positions); "loop" walks
 # the chunk position by position with loop_block_d channels per program (one per thread), rewalking each tile of
 # block_t positions forwards from its checkpoint into a scratch buffer of b * d * n * l * block_t / chunk floats.
-# On sm_90 the tile backward needs 255 registers per thread (2 channels, 64 positions, 4 warps), which leaves 8 warps
-# per SM; the loop backward is not yet timed on a GPU.
+# On the H100, forward+backward at L=288,000 (token-major, float32): tile 99.8 ms (255 registers per thread, 8 warps
+# per SM), loop with chunk 1024 and 32 channels 14.1 ms.
 BACKWARD_KERNELS = ("tile", "loop")
-DEFAULT_BACKWARD = "tile"
-LOOP_CHUNK = 1024
-LOOP_BLOCK_D = 32
+DEFAULT_BACKWARD = "loop"
+LOOP_CHUNK = 256
+LOOP_BLOCK_D = 64
 # positions per iteration of the loop forward's walk (tl.range's loop_unroll_factor). sm_90 SASS per position over
 # its two passes (benchmarks/sass_counts.py): 274 instructions and 96 registers not unrolled, 264 and 140 unrolled
-# twice, 259 and 128 four times (fewer registers per thread let more warps hide the latency; not yet timed)
-LOOP_UNROLL = 1
+# twice, 259 and 128 four times; on the H100 1.76, 1.63 and 1.59 ms (above)
+LOOP_UNROLL = 4
 
 
 def triton_importable() -> bool:
@@ -134,8 +135,8 @@ def _config(
         raise RawMambaError(
             f"selective_scan_triton: argument backward must be one of {sorted(BACKWARD_KERNELS)}, got {backward!r}"
         )
-    if num_warps is None:
-        num_warps = FORWARD_KERNELS[forward][1]
+    if num_warps is None and forward == "loop":  # one thread per channel; the tile kernel: Triton's default
+        num_warps = max(1, loop_block_d // 32)
     sizes = [("chunk", chunk), ("block_t", block_t), ("block_d", block_d)]
     if forward == "loop":
         sizes += [("loop_chunk", loop_chunk), ("loop_unroll", loop_unroll)]
@@ -160,7 +161,7 @@ class _TritonScan(torch.autograd.Function):
         kernels = _kernels()
         block_t, block_n, forward, num_warps = config.block_t, config.block_n, config.forward, config.num_warps
         chunk, block_d = config.forward_chunk, config.forward_block_d
-        kernel_name = FORWARD_KERNELS[forward][0]
+        kernel_name = FORWARD_KERNELS[forward]
         batch, dim, length = u.shape
         groups, n = B.shape[1], A.shape[1]
         rows, n_chunks, n_tiles = batch * dim * n, -(-length // chunk), -(-length // block_t)
@@ -301,12 +302,13 @@ def selective_scan_triton(
             kernel walks ``ceil(l / chunk)`` chunks.
         block_t: positions per register tile (power of two); the forward saves one float32 state per tile for
             the backward: ``b * d * n * ceil(l / block_t)`` values.
-        block_d: channels per program of the backward and the tile forward (power of two).
+        block_d: channels per program of the tile backward and the tile forward (power of two).
         forward: the forward kernel, ``"tile"`` or ``"loop"`` (see :data:`FORWARD_KERNELS`); same results.
             ``"loop"`` reads any strides and is fastest on token-major inputs (stride 1 along d and n).
         loop_chunk, loop_block_d: positions and channels per program of the loop forward (powers of two).
         loop_unroll: positions per iteration of the loop forward's walk (power of two; see :data:`LOOP_UNROLL`).
-        num_warps: warps per program of the forward kernel (None: the kernel's own, see :data:`FORWARD_KERNELS`).
+        num_warps: warps per program of the forward kernel (None: one per 32 channels for the loop forward,
+            Triton's default for the tile forward).
         backward: the backward kernel, ``"tile"`` or ``"loop"`` (see :data:`BACKWARD_KERNELS`); same results. The
             loop backward takes chunk, block_t and loop_block_d (one warp per 32 channels).
 
