@@ -109,12 +109,17 @@ def _tool(name: str, *arguments) -> str:
     return subprocess.run([TOOLS / name, *arguments], capture_output=True, text=True, check=True).stdout
 
 
-def analyse(cubin: bytes) -> dict:
-    """Registers per thread, the warps per SM that they allow (64 at most), and the innermost loops."""
+def disassemble(cubin: bytes) -> tuple[str, str]:
+    """The SASS of ``cubin`` and its resource usage."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "kernel.cubin"
         path.write_bytes(cubin)
-        sass, usage = _tool("nvdisasm", "-c", path), _tool("cuobjdump", "-res-usage", path)
+        return _tool("nvdisasm", "-c", path), _tool("cuobjdump", "-res-usage", path)
+
+
+def analyse(cubin: bytes) -> dict:
+    """Registers per thread, the warps per SM that they allow (64 at most), and the innermost loops."""
+    sass, usage = disassemble(cubin)
     registers = int(re.search(r"REG:(\d+)", usage).group(1))
     allocated = -(-registers // 8) * 8  # registers are allocated in units of 8 per thread (256 per warp)
     return {"registers": registers, "warps_per_sm": min(64, 65536 // (32 * allocated)), "loops": innermost_loops(sass)}

@@ -218,7 +218,10 @@ def test_triton_kernels_compile_for_sm90_without_a_gpu(optional):
     flags = dict(SOFTPLUS=optional, HAS_D=optional, HAS_Z=optional, HAS_BIAS=optional)
     for _, kernel, constants, warps in sass_counts.cases():
         constants = {**constants, **{k: v for k, v in flags.items() if k in constants}}
-        assert sass_counts.compile_case(kernel, constants, warps), kernel
+        sass, _ = sass_counts.disassemble(sass_counts.compile_case(kernel, constants, warps))
+        # The gradient sums are fire-and-forget reductions: an atomic with Triton's default acq_rel order
+        # compiles to a GPU-wide memory barrier and an L1 invalidation around each add.
+        assert "MEMBAR" not in sass and "CCTL" not in sass, kernel
 
 
 def test_float64_runs_the_chunked_backend_and_matches():

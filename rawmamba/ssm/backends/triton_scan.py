@@ -46,7 +46,7 @@ DEFAULT_BLOCK_D = 2
 # Forward kernels: "tile" solves (block_d, n, block_t) register tiles with tl.associative_scan (with the sizes of
 # the backward); "loop" walks the chunk position by position with the state in registers, one thread per channel,
 # with its own sizes (LOOP_*). The backward is the same for both. On an H100, d=192, n=16, L=288,000, float32,
-# forward only, token-major inputs (benchmarks/results/gpu_checks_h100.json, 2026-11-27): tile 3.43 ms; loop with
+# forward only, token-major inputs (benchmarks/results/gpu_checks_h100_0c63894.json): tile 3.43 ms; loop with
 # chunk 1024 and 32 channels per program 2.11 ms; chunk 256 and 64 channels 1.76 ms, unrolled x2 1.63 ms and x4
 # 1.52-1.59 ms (the defaults). rawmamba_base on 5 frames of 1440x640 in bf16: 155.0 ms with the loop forward's
 # earlier defaults (chunk 1024, 32 channels, contiguous inputs), 135.8 ms with these on token-major inputs.
@@ -55,8 +55,10 @@ DEFAULT_FORWARD = "loop"
 # Backward kernels: "tile" as the tile forward (block_d channels, register tiles of block_t positions); "loop" walks
 # the chunk position by position with loop_block_d channels per program (one per thread), rewalking each tile of
 # block_t positions forwards from its checkpoint into a scratch buffer of b * d * n * l * block_t / chunk floats.
-# On the H100, forward+backward at L=288,000 (token-major, float32): tile 99.8 ms (255 registers per thread, 8 warps
-# per SM), loop with chunk 1024 and 32 channels 14.1 ms.
+# On the H100, forward+backward at L=288,000 (token-major, float32; benchmarks/results/gpu_checks_h100.json): tile
+# 99.2 ms (255 registers per thread, 8 warps per SM), loop with chunk 1024 and 64 channels 14.2 ms. Both then added
+# their gradient sums with acq_rel atomics, each a GPU-wide memory barrier and L1 invalidation; relaxed since
+# (reductions without either), not yet timed.
 BACKWARD_KERNELS = ("tile", "loop")
 DEFAULT_BACKWARD = "loop"
 LOOP_CHUNK = 256

@@ -74,11 +74,11 @@ def add_parameter_grads(
 ):
     """Add a program's sums of dA (over its states), dD and d delta_bias to the gradients, atomically (other
     programs hold other chunks of the same channels)."""
-    tl.atomic_add(dA_ptr + d_idx * n + n_idx, dA, mask=dn)
+    tl.atomic_add(dA_ptr + d_idx * n + n_idx, dA, mask=dn, sem="relaxed")
     if HAS_D:
-        tl.atomic_add(dD_ptr + d_idx, dD, mask=dm)
+        tl.atomic_add(dD_ptr + d_idx, dD, mask=dm, sem="relaxed")
     if HAS_BIAS:
-        tl.atomic_add(dbias_ptr + d_idx, dbias, mask=dm)
+        tl.atomic_add(dbias_ptr + d_idx, dbias, mask=dm, sem="relaxed")
 
 
 @triton.jit
@@ -525,8 +525,8 @@ def backward_kernel(
                 ah = hs - x  # a_t h_{t-1}
                 gdt = gs * dt
                 bc_off = bc_base + n_idx * length + t
-                tl.atomic_add(dC_ptr + bc_off, tl.sum(ds * hs, axis=0)[None, :, :], mask=nm & tm)
-                tl.atomic_add(dB_ptr + bc_off, tl.sum(gdt * u, axis=0)[None, :, :], mask=nm & tm)
+                tl.atomic_add(dC_ptr + bc_off, tl.sum(ds * hs, axis=0)[None, :, :], mask=nm & tm, sem="relaxed")
+                tl.atomic_add(dB_ptr + bc_off, tl.sum(gdt * u, axis=0)[None, :, :], mask=nm & tm, sem="relaxed")
                 duv = tl.sum(gdt * Bv, axis=1)[:, None, :] + ds * Dv
                 tl.store(du_ptr + row + t, duv, mask=dm & tm)
                 ddtv = tl.sum(gs * (A * ah + Bv * u), axis=1)[:, None, :] * ddt
@@ -659,8 +659,8 @@ def backward_loop_kernel(
                 ddt_t = tl.sum(adj * (A * ah + Bv * u), axis=1)[:, None] * ddt
                 tl.store(ddt_ptr + seq + t * dim, ddt_t, mask=dm)
                 tl.store(du_ptr + seq + t * dim, tl.sum(gdt * Bv, axis=1)[:, None] + ds * Dv, mask=dm)
-                tl.atomic_add(dB_ptr + bc + t * bc_step, tl.sum(gdt * u, axis=0)[None, :], mask=nm)
-                tl.atomic_add(dC_ptr + bc + t * bc_step, tl.sum(ds * h, axis=0)[None, :], mask=nm)
+                tl.atomic_add(dB_ptr + bc + t * bc_step, tl.sum(gdt * u, axis=0)[None, :], mask=nm, sem="relaxed")
+                tl.atomic_add(dC_ptr + bc + t * bc_step, tl.sum(ds * h, axis=0)[None, :], mask=nm, sem="relaxed")
                 dD_acc += ds * u
                 dbias_acc += ddt_t
                 dt_next = dt
