@@ -45,20 +45,22 @@ from rawmamba.train.checkpoint import code_version
 
 GPU_BACKENDS = ("chunked", "triton", "mamba_ssm")
 # Forward-kernel settings of the sweep, (options of selective_scan_triton, token-major inputs), around the defaults
-# (loop, chunk 256, 64 channels, 2 warps, unrolled x4: the fastest of the 2026-11-27 sweep), which are timed too. The
-# backward keeps its own sizes.
+# (loop, chunk 256, 64 channels, 2 warps, unrolled x4, own one-ahead loads: the fastest of the 2026-11-27 sweep),
+# which are timed too; then the walk's loads pipelined by Triton (loop_stages). The backward keeps its own sizes.
 TRITON_SWEEP = [
     (dict(forward="tile"), True),
     *(
-        (dict(forward="loop", loop_chunk=c, loop_block_d=d, num_warps=w, loop_unroll=r), True)
-        for c, d, w, r in (
-            (256, 64, 2, 1),
-            (256, 64, 2, 8),
-            (512, 64, 2, 4),
-            (128, 64, 2, 4),
-            (256, 32, 1, 4),
-            (256, 128, 4, 4),
-            (256, 64, 4, 4),
+        (dict(forward="loop", loop_chunk=c, loop_block_d=d, num_warps=w, loop_unroll=r, loop_stages=s), True)
+        for c, d, w, r, s in (
+            (256, 64, 2, 8, 1),
+            (128, 64, 2, 4, 1),
+            (256, 32, 1, 4, 1),
+            (256, 64, 2, 4, 2),
+            (256, 64, 2, 4, 3),
+            (256, 64, 2, 4, 4),
+            (256, 64, 2, 1, 3),
+            (256, 32, 1, 4, 3),
+            (512, 64, 2, 4, 3),
         )
     ),
 ]

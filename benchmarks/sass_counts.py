@@ -48,10 +48,11 @@ def cases() -> list[tuple[str, str, dict, int]]:
     """(label, kernel name, constexpr arguments, warps) of every compiled case."""
     loop_forward = dict(CHUNK=256, BLOCK_D=64, BLOCK_T=64, SAVE=False, EVEN_D=True, EVEN_N=True, **FLAGS)
     out = []
-    for unroll in (1, 2, 4):
+    for unroll, stages in ((1, 1), (2, 1), (4, 1), (4, 3)):
         for final in (False, True):
-            constants = dict(loop_forward, FINAL=final, UNROLL=unroll)
-            out.append((f"loop forward, pass {1 + final}, unrolled x{unroll}", "forward_loop_kernel", constants, 2))
+            constants = dict(loop_forward, FINAL=final, UNROLL=unroll, STAGES=stages)
+            label = f"loop forward, pass {1 + final}, unrolled x{unroll}" + (f", {stages} stages" if stages > 1 else "")
+            out.append((label, "forward_loop_kernel", constants, 2))
     for block_d in (32, 8):
         for final in (False, True):
             constants = dict(CHUNK=1024, BLOCK_D=block_d, BLOCK_T=64, FINAL=final, **FLAGS)

@@ -116,16 +116,19 @@ def token_major(inputs: dict, device: str = "cpu") -> dict:
 
 @requires_triton
 @pytest.mark.parametrize("backward", ["tile", "loop"])
-@pytest.mark.parametrize("n,loop_block_d", [(3, 2), (4, 8)], ids=["padded-states", "padded-channels"])
-def test_triton_interpreted_loop_takes_token_major_views(interpreter, n, loop_block_d, backward):
+@pytest.mark.parametrize(
+    "n,loop_block_d,loop_stages", [(3, 2, 1), (4, 8, 1), (4, 8, 3)], ids=["padded-states", "padded-channels", "staged"]
+)
+def test_triton_interpreted_loop_takes_token_major_views(interpreter, n, loop_block_d, loop_stages, backward):
     # The loop forward reads any strides (no copies); its output is token-major like u; the tile backward copies
     # to channel-first, the loop backward reads token-major (copying only the views that are not contiguous).
-    # n = 4 fills BLOCK_N and 8 channels per program pad d = 4 (the kernel's unmasked and masked paths).
+    # n = 4 fills BLOCK_N and 8 channels per program pad d = 4 (the kernel's unmasked and masked paths); 3 stages:
+    # the walk's plain loads (pipelined by the compiler) instead of its own one-ahead loads.
     inputs = make_inputs(45, torch.float64, True, None, n=n)
     want = run_with_grads(selective_scan_reference, inputs, softplus=True)
     views = token_major(inputs)
     assert views["u"].stride(1) == 1 and views["B"].stride(1) == 1
-    sizes = SMALL | {"loop_block_d": loop_block_d, "backward": backward}
+    sizes = SMALL | {"loop_block_d": loop_block_d, "loop_stages": loop_stages, "backward": backward}
     y = selective_scan_triton(**views, delta_softplus=True, **sizes, forward="loop")
     assert y.transpose(1, 2).is_contiguous()
     got = run_with_grads(lambda **kw: selective_scan_triton(**kw, **sizes, forward="loop"), views, True)
@@ -198,6 +201,8 @@ def test_triton_argument_errors(interpreter, monkeypatch):
         selective_scan_triton(**inputs, forward="tile", backward="loop", loop_block_d=3)
     with pytest.raises(RawMambaError, match="argument loop_unroll must be a power of two"):
         selective_scan_triton(**inputs, loop_unroll=3)
+    with pytest.raises(RawMambaError, match="argument loop_stages must be an integer in 1..8"):
+        selective_scan_triton(**inputs, loop_stages=0)
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RawMambaError, match="argument u is on cpu; Triton needs cuda tensors"):
         selective_scan_triton(**inputs)

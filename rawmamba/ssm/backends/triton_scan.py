@@ -67,6 +67,11 @@ LOOP_BLOCK_D = 64
 # its two passes (benchmarks/sass_counts.py): 274 instructions and 96 registers not unrolled, 264 and 140 unrolled
 # twice, 259 and 128 four times; on the H100 1.76, 1.63 and 1.59 ms (above)
 LOOP_UNROLL = 4
+# how the loop forward's walk gets its inputs ahead of use: 1, by loading position t + 1 before computing position
+# t; 2 or more, by Triton's software pipelining of plain loads through shared memory with that many stages (sm_90,
+# unrolled x4, 3 stages: 114 + 192 instructions per position against 103 + 155, with cp.async copies and barriers
+# in the walk; not yet timed)
+LOOP_STAGES = 1
 
 
 def triton_importable() -> bool:
@@ -99,9 +104,9 @@ def _kernels():
 
 class _Config(typing.NamedTuple):
     """The kernels' sizes for one call: the forward's (``forward`` kernel, ``forward_chunk`` positions and
-    ``forward_block_d`` channels per program, ``num_warps``, ``loop_unroll``) and the backward's (``backward`` kernel,
-    ``chunk`` positions and ``backward_block_d`` channels per program); tiles of ``block_t`` positions (the
-    checkpoints) and ``block_n`` states (n rounded up to a power of two) for both."""
+    ``forward_block_d`` channels per program, ``num_warps``, ``loop_unroll``, ``loop_stages``) and the backward's
+    (``backward`` kernel, ``chunk`` positions and ``backward_block_d`` channels per program); tiles of ``block_t``
+    positions (the checkpoints) and ``block_n`` states (n rounded up to a power of two) for both."""
 
     chunk: int
     block_t: int
@@ -111,6 +116,7 @@ class _Config(typing.NamedTuple):
     forward_block_d: int
     num_warps: int | None
     loop_unroll: int
+    loop_stages: int
     backward: str
     backward_block_d: int
 
@@ -124,6 +130,7 @@ def _config(
     loop_chunk: int,
     loop_block_d: int,
     loop_unroll: int,
+    loop_stages: int,
     num_warps: int | None,
     backward: str,
 ) -> _Config:
@@ -149,10 +156,15 @@ def _config(
             raise RawMambaError(f"selective_scan_triton: argument {name} must be a power of two, got {value!r}")
     if chunk < block_t:
         raise RawMambaError(f"selective_scan_triton: argument chunk={chunk} must be >= block_t={block_t}")
+    if not isinstance(loop_stages, int) or not 1 <= loop_stages <= 8:
+        raise RawMambaError(
+            f"selective_scan_triton: argument loop_stages must be an integer in 1..8, got {loop_stages!r}"
+        )
     forward_sizes = (loop_chunk, loop_block_d) if forward == "loop" else (chunk, block_d)
     block_n = 1 << max(0, (n - 1).bit_length())
     backward_block_d = loop_block_d if backward == "loop" else block_d
-    return _Config(chunk, block_t, block_n, forward, *forward_sizes, num_warps, loop_unroll, backward, backward_block_d)
+    return _Config(chunk, block_t, block_n, forward, *forward_sizes, num_warps, loop_unroll, loop_stages, backward,
+                   backward_block_d)  # fmt: skip
 
 
 class _TritonScan(torch.autograd.Function):
@@ -181,7 +193,8 @@ class _TritonScan(torch.autograd.Function):
         if forward == "loop":  # any strides: (b, d, l) of u, delta, z, y; (b, g, n, l) of B, C
             dims += (*u.stride(), *delta.stride(), *(u if z is None else z).stride(), *y.stride(), *B.stride(),
                      *C.stride())  # fmt: skip
-            flags.update(EVEN_D=(dim // groups) % block_d == 0, EVEN_N=n == block_n, UNROLL=config.loop_unroll)
+            flags.update(EVEN_D=(dim // groups) % block_d == 0, EVEN_N=n == block_n, UNROLL=config.loop_unroll,
+                         STAGES=config.loop_stages)  # fmt: skip
         warps = {} if num_warps is None else {"num_warps": num_warps}
         kernel = kernels[kernel_name][grid]
         kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **warps, FINAL=False, SAVE=False)
@@ -292,6 +305,7 @@ def selective_scan_triton(
     loop_chunk: int = LOOP_CHUNK,
     loop_block_d: int = LOOP_BLOCK_D,
     loop_unroll: int = LOOP_UNROLL,
+    loop_stages: int = LOOP_STAGES,
     num_warps: int | None = None,
     backward: str = DEFAULT_BACKWARD,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -309,6 +323,8 @@ def selective_scan_triton(
             ``"loop"`` reads any strides and is fastest on token-major inputs (stride 1 along d and n).
         loop_chunk, loop_block_d: positions and channels per program of the loop forward (powers of two).
         loop_unroll: positions per iteration of the loop forward's walk (power of two; see :data:`LOOP_UNROLL`).
+        loop_stages: 1: the loop forward loads each position's inputs one position ahead itself; 2-8: Triton's
+            software pipelining of the walk's loads, that many stages (see :data:`LOOP_STAGES`).
         num_warps: warps per program of the forward kernel (None: one per 32 channels for the loop forward,
             Triton's default for the tile forward).
         backward: the backward kernel, ``"tile"`` or ``"loop"`` (see :data:`BACKWARD_KERNELS`); same results. The
@@ -333,9 +349,8 @@ def selective_scan_triton(
                 f"selective_scan_triton: argument {name} is on {t.device}; Triton needs {want} tensors"
                 + (" (CPU tensors only with TRITON_INTERPRET=1)" if want == "cuda" else "")
             )
-    config = _config(
-        A.shape[1], chunk, block_t, block_d, forward, loop_chunk, loop_block_d, loop_unroll, num_warps, backward
-    )
+    config = _config(A.shape[1], chunk, block_t, block_d, forward, loop_chunk, loop_block_d, loop_unroll, loop_stages,
+                     num_warps, backward)  # fmt: skip
     B4 = B if B.dim() == 4 else B.unsqueeze(1)
     C4 = C if C.dim() == 4 else C.unsqueeze(1)
 

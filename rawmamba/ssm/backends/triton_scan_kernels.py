@@ -228,6 +228,50 @@ def masked_load(pointers, mask, EVEN: tl.constexpr):
 
 
 @triton.jit
+def load_position(u_row, dt_row, B_row, C_row, z_row, t, su_l, sdt_l, sB_l, sC_l, sz_l, dm, nm, EVEN_D: tl.constexpr,
+                  EVEN_N: tl.constexpr, FINAL: tl.constexpr, HAS_Z: tl.constexpr):  # fmt: skip
+    """The loop forward's inputs at position ``t`` as stored (u, raw delta, B; C and z in the FINAL pass, else
+    u in their place)."""
+    u = masked_load(u_row + t * su_l, dm, EVEN_D)
+    raw = masked_load(dt_row + t * sdt_l, dm, EVEN_D)
+    Bv = masked_load(B_row + t * sB_l, nm, EVEN_N)
+    Cv, zv = u, u
+    if FINAL:
+        Cv = masked_load(C_row + t * sC_l, nm, EVEN_N)
+        if HAS_Z:
+            zv = masked_load(z_row + t * sz_l, dm, EVEN_D)
+    return u, raw, Bv, Cv, zv
+
+
+@triton.jit
+def walk_position(h, dt_sum, t, u, raw, Bv, Cv, zv, A2, bias, Dv, y_row, sy_l, ckpt_ptr, rows, state_off, dm, dn,
+                  BLOCK_T: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
+                  FINAL: tl.constexpr, SAVE: tl.constexpr, EVEN_D: tl.constexpr):  # fmt: skip
+    """One position of the loop forward: the state after it (eq. 2); in the FINAL pass ``y`` stored (eq. 3, D skip,
+    silu(z) gate) and, when SAVE, the state before it at tile starts; else the sum of the step sizes."""
+    u, raw, Bv = u.to(tl.float32), raw.to(tl.float32), Bv.to(tl.float32)
+    if FINAL and SAVE:
+        if t % BLOCK_T == 0:
+            tl.store(ckpt_ptr + (t // BLOCK_T) * rows + state_off, h, mask=dn)
+    dt, _ = step_size(raw, bias, SOFTPLUS)
+    h = tl.exp2(dt * A2) * h + (dt * u) * Bv  # eq. 2 (exp(dt A) = 2^(dt A log2 e))
+    if FINAL:
+        y = tl.sum(h * Cv.to(tl.float32), axis=1)[:, None]  # (BD, 1), eq. 3
+        if HAS_D:
+            y = y + Dv * u
+        if HAS_Z:
+            zf = zv.to(tl.float32)
+            y = y * zf * tl.sigmoid(zf)
+        if EVEN_D:
+            tl.store(y_row + t * sy_l, y.to(y_row.dtype.element_ty))
+        else:
+            tl.store(y_row + t * sy_l, y.to(y_row.dtype.element_ty), mask=dm)
+    else:
+        dt_sum += dt
+    return h, dt_sum
+
+
+@triton.jit
 def forward_loop_kernel(
     u_ptr,
     dt_ptr,
@@ -281,12 +325,14 @@ def forward_loop_kernel(
     EVEN_D: tl.constexpr,
     EVEN_N: tl.constexpr,
     UNROLL: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
     """:func:`forward_kernel`'s work (same results) walking the chunk one position at a time: the state is a
     (BLOCK_D, BLOCK_N) register block updated by eq. 2 at every position, with no scan tree (``log2(BLOCK_T)``
     combine levels per tile there). Any strides (``s<tensor>_<axis>``, in elements): with token-major inputs
     (stride 1 along d, as ``(b, l, d)`` tensors viewed as ``(b, d, l)``) the ``BLOCK_D`` values of one position
-    are one coalesced load. The loads of position t + 1 are issued before position t is computed.
+    are one coalesced load. STAGES 1: the loads of position t + 1 are issued before position t is computed;
+    more: plain loads, pipelined STAGES - 1 iterations ahead by Triton (through shared memory).
     FINAL False: the chunk's end state from zero and its decay ``exp(A sum dt)``; FINAL True: ``y`` (eq. 3, D
     skip, silu(z) gate) from the carried start state, and the state at every tile start when SAVE.
     EVEN_D (``per_group % BLOCK_D == 0``) and EVEN_N (``n == BLOCK_N``): no padding channels / states, so the
@@ -303,57 +349,39 @@ def forward_loop_kernel(
     state_off = (b * dim + d_idx) * n + n_idx  # (BD, BN) in one (b, d, n) slab
     A2 = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32) * LOG2E
     bias, Dv = channel_bias_and_skip(bias_ptr, D_ptr, d_idx, dm, HAS_BIAS, HAS_D)  # (BD, 1) each
+    C_row = C_ptr + b * sC_b + g * sC_g + n_idx * sC_n
+    z_row = z_ptr + b * sz_b + d_idx * sz_d
+    y_row = y_ptr + b * sy_b + d_idx * sy_d
     if FINAL:
         h = tl.load(starts_ptr + chunk * rows + state_off, mask=dn, other=0.0)
-        C_row = C_ptr + b * sC_b + g * sC_g + n_idx * sC_n
-        z_row = z_ptr + b * sz_b + d_idx * sz_d
-        y_row = y_ptr + b * sy_b + d_idx * sy_d
     else:
         h = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
     dt_sum = tl.zeros((BLOCK_D, 1), tl.float32)
     start = chunk * CHUNK
     steps = tl.minimum(CHUNK, length - start)
-    # position `start` loaded here; each step then loads the next position (clamped to the last one, so that no
-    # load needs a mask for it) before using the current one
-    u_next = masked_load(u_row + start * su_l, dm, EVEN_D)
-    raw_next = masked_load(dt_row + start * sdt_l, dm, EVEN_D)
-    B_next = masked_load(B_row + start * sB_l, nm, EVEN_N)
-    if FINAL:
-        C_next = masked_load(C_row + start * sC_l, nm, EVEN_N)
-        if HAS_Z:
-            z_next = masked_load(z_row + start * sz_l, dm, EVEN_D)
-    for k in tl.range(0, steps, loop_unroll_factor=UNROLL):
-        t = start + k
-        u, raw, Bv = u_next.to(tl.float32), raw_next.to(tl.float32), B_next.to(tl.float32)
-        if FINAL:
-            Cv = C_next.to(tl.float32)
-            if HAS_Z:
-                zv = z_next.to(tl.float32)
-        t_next = tl.minimum(t + 1, length - 1)
-        u_next = masked_load(u_row + t_next * su_l, dm, EVEN_D)
-        raw_next = masked_load(dt_row + t_next * sdt_l, dm, EVEN_D)
-        B_next = masked_load(B_row + t_next * sB_l, nm, EVEN_N)
-        if FINAL:
-            C_next = masked_load(C_row + t_next * sC_l, nm, EVEN_N)
-            if HAS_Z:
-                z_next = masked_load(z_row + t_next * sz_l, dm, EVEN_D)
-        if FINAL and SAVE:
-            if t % BLOCK_T == 0:
-                tl.store(ckpt_ptr + (t // BLOCK_T) * rows + state_off, h, mask=dn)
-        dt, _ = step_size(raw, bias, SOFTPLUS)
-        h = tl.exp2(dt * A2) * h + (dt * u) * Bv  # eq. 2 (exp(dt A) = 2^(dt A log2 e))
-        if FINAL:
-            y = tl.sum(h * Cv, axis=1)[:, None]  # (BD, 1), eq. 3
-            if HAS_D:
-                y = y + Dv * u
-            if HAS_Z:
-                y = y * zv * tl.sigmoid(zv)
-            if EVEN_D:
-                tl.store(y_row + t * sy_l, y.to(y_ptr.dtype.element_ty))
-            else:
-                tl.store(y_row + t * sy_l, y.to(y_ptr.dtype.element_ty), mask=dm)
-        else:
-            dt_sum += dt
+    if STAGES == 1:
+        # position `start` loaded here; each step then loads the next position (clamped to the last one, so that
+        # no load needs a mask for it) before using the current one
+        u_n, raw_n, B_n, C_n, z_n = load_position(u_row, dt_row, B_row, C_row, z_row, start, su_l, sdt_l, sB_l,
+                                                  sC_l, sz_l, dm, nm, EVEN_D, EVEN_N, FINAL, HAS_Z)  # fmt: skip
+        for k in tl.range(0, steps, loop_unroll_factor=UNROLL):
+            t = start + k
+            u, raw, Bv, Cv, zv = u_n, raw_n, B_n, C_n, z_n
+            t_next = tl.minimum(t + 1, length - 1)
+            u_n, raw_n, B_n, C_n, z_n = load_position(u_row, dt_row, B_row, C_row, z_row, t_next, su_l, sdt_l,
+                                                      sB_l, sC_l, sz_l, dm, nm, EVEN_D, EVEN_N, FINAL,
+                                                      HAS_Z)  # fmt: skip
+            h, dt_sum = walk_position(h, dt_sum, t, u, raw, Bv, Cv, zv, A2, bias, Dv, y_row, sy_l, ckpt_ptr,
+                                      rows, state_off, dm, dn, BLOCK_T, SOFTPLUS, HAS_D, HAS_Z, FINAL, SAVE,
+                                      EVEN_D)  # fmt: skip
+    else:
+        for k in tl.range(0, steps, loop_unroll_factor=UNROLL, num_stages=STAGES):
+            t = start + k
+            u, raw, Bv, Cv, zv = load_position(u_row, dt_row, B_row, C_row, z_row, t, su_l, sdt_l, sB_l, sC_l,
+                                               sz_l, dm, nm, EVEN_D, EVEN_N, FINAL, HAS_Z)  # fmt: skip
+            h, dt_sum = walk_position(h, dt_sum, t, u, raw, Bv, Cv, zv, A2, bias, Dv, y_row, sy_l, ckpt_ptr,
+                                      rows, state_off, dm, dn, BLOCK_T, SOFTPLUS, HAS_D, HAS_Z, FINAL, SAVE,
+                                      EVEN_D)  # fmt: skip
     if not FINAL:
         tl.store(local_ptr + chunk * rows + state_off, h, mask=dn)
         tl.store(decay_ptr + chunk * rows + state_off, tl.exp2(dt_sum * A2), mask=dn)
