@@ -13,14 +13,16 @@
    a sweep of the Triton forward kernels (:data:`TRITON_SWEEP`: ``tile``, and ``loop`` on token-major inputs
    with its sizes), forward only at L=288,000, whose fastest setting is registered as the backend
    ``triton_best`` (token-major if it was timed so) and timed forward+backward and in bfloat16 too.
-3. Models: ``rawmamba_base`` (outputs against ``chunked``, then timed) with ``triton_best``, and with per-frame
-   depth-wise convs; the backward kernels (:data:`BACKWARD_SWEEP`: ``tile``, and ``loop`` with its sizes) timed
-   forward+backward at L=288,000; then ``rawmamba_tiny`` and ``rawmamba_base`` on the video and a 1024x1024
-   image with the automatic backend and ``triton_best``. ``--variants`` adds the conv experiments of an earlier
+3. Models: ``rawmamba_base`` outputs with ``triton`` against ``chunked``; when the sweep's fastest setting is not
+   the default, ``rawmamba_base`` with ``triton_best`` too (outputs, then timed); the backward kernels
+   (:data:`BACKWARD_SWEEP`: ``tile``, and ``loop`` with its sizes) timed forward+backward at L=288,000; then
+   ``rawmamba_base`` in float32 and ``rawmamba_tiny`` on the video, both on a 1024x1024 image in bf16, with the
+   automatic backend (and ``triton_best`` when it differs). ``--variants`` adds the conv experiments of an earlier
    round (per-frame convs of each kind, channels-last conv weights, cudnn.benchmark); ``--compile`` times only
    the compiled model.
-The JSON (code version, torch version, device) is written after every entry. A failing backend is recorded
-as an error and the rest still runs.
+The float64 reference of each correctness length is computed once. The JSON (code version, torch version,
+device) is written after every entry, with the seconds since the start. A failing backend is recorded as an error
+and the rest still runs.
 """
 
 from __future__ import annotations
@@ -107,6 +109,25 @@ def _inputs(batch, dim, state, length, device, dtype, generator, token_major=Fal
     return [u, delta, a, b, c, d, z, bias]
 
 
+def _outputs_and_grads(tensors: list, backend: str) -> list:
+    """Output, last state and the gradients of a weighted sum of the output, by ``backend``, detached."""
+    u, delta, a, b, c, d, z, bias = tensors
+    out, state = selective_scan(
+        u, delta, a, b, c, D=d, z=z, delta_bias=bias, delta_softplus=True, return_last_state=True, backend=backend
+    )
+    loss = (out * torch.linspace(-1, 1, out.shape[-1], device=out.device, dtype=out.dtype)).sum()
+    return [t.detach() for t in (out, state, *torch.autograd.grad(loss, tensors))]
+
+
+@functools.cache
+def _reference(length: int) -> tuple[list, list]:
+    """The float64 CPU inputs of a correctness check at ``length`` and the sequential reference's results (once
+    per length: every backend is checked against them)."""
+    generator = torch.Generator().manual_seed(length)
+    inputs = [x.requires_grad_() for x in _inputs(2, 40, 16, length, "cpu", torch.float64, generator)]
+    return [x.detach() for x in inputs], _outputs_and_grads(inputs, "reference")
+
+
 def check_correctness(
     backend: str, lengths=(1, 7, 64, 1000, 4097), dtype: torch.dtype = torch.float32, token_major: bool = False
 ) -> dict:
@@ -115,26 +136,17 @@ def check_correctness(
     names = ("output", "state", *(f"grad_{name}" for name in INPUT_NAMES))
     error, scale = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0)
     for length in lengths:
-        generator = torch.Generator().manual_seed(length)
-        reference = [x.requires_grad_() for x in _inputs(2, 40, 16, length, "cpu", torch.float64, generator)]
-        candidate = [x.detach().cuda().to(dtype).requires_grad_() for x in reference]
+        inputs, expected = _reference(length)
+        candidate = [x.cuda().to(dtype).requires_grad_() for x in inputs]
         if token_major:  # same values in (b, l, *) memory, seen as (b, *, l)
             candidate = [
                 x.detach().transpose(1, 2).contiguous().transpose(1, 2).requires_grad_() if x.dim() == 3 else x
                 for x in candidate
             ]
             assert candidate[0].stride(1) == 1
-        results = []
-        for tensors, name in ((reference, "reference"), (candidate, backend)):
-            u, delta, a, b, c, d, z, bias = tensors
-            out, state = selective_scan(
-                u, delta, a, b, c, D=d, z=z, delta_bias=bias, delta_softplus=True, return_last_state=True, backend=name
-            )
-            loss = (out * torch.linspace(-1, 1, out.shape[-1], device=out.device, dtype=out.dtype)).sum()
-            results.append((out, state, *torch.autograd.grad(loss, tensors)))
-        for name, got, want in zip(names, results[1], results[0], strict=True):
-            error[name] = max(error[name], float((got.detach().double().cpu() - want.detach()).abs().max()))
-            scale[name] = max(scale[name], float(want.detach().abs().max()))
+        for name, got, want in zip(names, _outputs_and_grads(candidate, backend), expected, strict=True):
+            error[name] = max(error[name], float((got.double().cpu() - want).abs().max()))
+            scale[name] = max(scale[name], float(want.abs().max()))
     # each quantity's largest error over the lengths relative to its largest magnitude over them: a gradient that
     # is exactly 0 at one length (dA at L=1) has only float32 rounding there
     relative = {name: error[name] / max(scale[name], 1e-12) for name in names}
@@ -400,20 +412,21 @@ def main() -> None:
             for dtype in (torch.float32, torch.bfloat16):  # forward+backward, and bf16 inputs as in the model
                 record.run("scan", "scan", time_scan, "triton", 288_000, token_major=best_token_major,
                            dtype=dtype, **best)  # fmt: skip
-            record.run("scan", "scan", time_scan, "triton", 288_000, dtype=torch.bfloat16)  # channel-first
             for dtype in (torch.float32, torch.bfloat16):  # without z: the scan of docs/REFERENCE.md's byte floor
                 record.run("scan", "scan", time_scan, "triton", 288_000, token_major=True, dtype=dtype, gated=False)
-    if best is not None and not args.skip_models:  # rawmamba_base with the fastest setting, and per-frame convs
-        for backend in ("triton", "triton_best"):
+    # the fastest setting differs from the defaults: rawmamba_base with it too
+    new_best = best is not None and (best, best_token_major) != ({}, get_backend("triton").token_major)
+    if best is not None and not args.skip_models:
+        for backend in ("triton", "triton_best") if new_best else ("triton",):
             record.run("correctness", f"rawmamba_base_{backend}_vs_chunked", model_agreement, backend)
-        record.model("rawmamba_base", *video, torch.bfloat16, "triton_best")
-        record.model("rawmamba_base", *video, torch.bfloat16, "triton_best", per_frame_convs="depthwise")
+        if new_best:
+            record.model("rawmamba_base", *video, torch.bfloat16, "triton_best")
     if "triton" in backends:
         for options in BACKWARD_SWEEP:
             record.run("backward_sweep", "backward_sweep", time_scan, "triton", 288_000, token_major=True, **options)
     if args.skip_models:
         return
-    if args.variants and best is not None:
+    if args.variants and best is not None:  # per-frame convs: 31.1 against 29.2 frames/s at 711ab21, none at 4a508e3
         for cudnn_benchmark in (False, True):
             for kind in PER_FRAME_KINDS:
                 record.model("rawmamba_base", *video, torch.bfloat16, "triton_best",
@@ -423,7 +436,7 @@ def main() -> None:
     cases = [("rawmamba_base", video, torch.float32), ("rawmamba_base", (1, 1024, 1024), torch.bfloat16)]
     cases += [("rawmamba_tiny", size, torch.bfloat16) for size in (video, (1, 1024, 1024))]
     for name, size, dtype in cases:
-        for backend in (None, "triton_best") if best is not None else (None,):  # None: the automatic backend
+        for backend in (None, "triton_best") if new_best else (None,):  # None: the automatic backend
             record.model(name, *size, dtype, backend)
 
 
