@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # GPU checks and timings in under 5 minutes on one H100:
-#   1. benchmarks/gpu_checks.py: chunked / triton (both forward kernels) / mamba_ssm against the float64 CPU
-#      reference, scan forward and forward+backward timings, a sweep of the Triton forward kernels whose fastest
-#      setting becomes the backend "triton_best"; rawmamba_base on 5 frames of 1440x640 in bf16 with triton and
-#      triton_best; forward+backward with each backward kernel (tile, loop); then the other model cases with
-#      both (SKIP_MODELS=1: the scan part only);
+#   1. benchmarks/gpu_checks.py: rawmamba_base on 5 frames of 1440x640 in bf16 with the shipped defaults first;
+#      chunked / triton (both forward kernels, both backward kernels, bf16, token-major) / mamba_ssm against the
+#      float64 CPU reference; scan forward and forward+backward timings; a sweep of the Triton forward kernels
+#      whose fastest setting becomes the backend "triton_best"; forward+backward with each backward kernel
+#      (tile, loop); the other model cases (SKIP_MODELS=1: the scan part only);
 #   2. the GPU tests of tests/test_ssm*.py (SKIP_PYTEST=1 skips them).
 # Optional: CONV_PATHS=1 adds benchmarks/conv_paths_cuda.py (each conv of rawmamba_base on the video, timed
 # along every path; about 30 s); VARIANTS=1 the conv variants of gpu_checks.py (--variants); PROFILE=1 a
