@@ -27,7 +27,7 @@ s.get_backend('auto', device_type='cuda').name)"
 ARGS=(--out "$OUT/gpu_checks.json")
 [[ -n "${SKIP_MODELS:-}" ]] && ARGS+=(--skip-models)
 [[ -n "${VARIANTS:-}" ]] && ARGS+=(--variants)
-timeout "${CHECKS_TIMEOUT:-230}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" > "$OUT/gpu_checks.log" 2>&1
+timeout "${CHECKS_TIMEOUT:-250}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" > "$OUT/gpu_checks.log" 2>&1
 echo "gpu_checks exit status $? (124: timed out; the JSON then holds what was done)"
 grep -v "^model\|^scan\|^triton_sweep" "$OUT/gpu_checks.log" | tail -n 20
 if [[ -n "${SKIP_PYTEST:-}" ]]; then

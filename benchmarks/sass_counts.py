@@ -44,28 +44,30 @@ for name in ("B", "C"):
 FLAGS = dict(BLOCK_N=STATE, SOFTPLUS=True, HAS_D=True, HAS_Z=True, HAS_BIAS=True)
 
 
-def cases() -> list[tuple[str, str, dict, int]]:
-    """(label, kernel name, constexpr arguments, warps) of every compiled case."""
+def cases() -> list[tuple[str, str, dict, int, int | None]]:
+    """(label, kernel name, constexpr arguments, warps, register limit or None) of every compiled case."""
     loop_forward = dict(CHUNK=256, BLOCK_D=64, BLOCK_T=64, SAVE=False, EVEN_D=True, EVEN_N=True, **FLAGS)
     out = []
-    for unroll, stages in ((1, 1), (2, 1), (4, 1), (4, 3)):
+    for unroll, stages, registers in ((1, 1, None), (2, 1, None), (4, 1, None), (4, 1, 96), (4, 3, None), (4, 3, 80)):
         for final in (False, True):
             constants = dict(loop_forward, FINAL=final, UNROLL=unroll, STAGES=stages)
-            label = f"loop forward, pass {1 + final}, unrolled x{unroll}" + (f", {stages} stages" if stages > 1 else "")
-            out.append((label, "forward_loop_kernel", constants, 2))
+            label = f"loop forward, pass {1 + final}, unrolled x{unroll}"
+            label += (f", {stages} stages" if stages > 1 else "") + (f", {registers} registers" if registers else "")
+            out.append((label, "forward_loop_kernel", constants, 2, registers))
     for block_d in (32, 8):
         for final in (False, True):
             constants = dict(CHUNK=1024, BLOCK_D=block_d, BLOCK_T=64, FINAL=final, **FLAGS)
             label = f"loop backward, {block_d} channels, {'gradients' if final else 'local adjoints'}"
-            out.append((label, "backward_loop_kernel", constants, max(1, block_d // 32)))
+            out.append((label, "backward_loop_kernel", constants, max(1, block_d // 32), None))
     tile_backward = dict(CHUNK=1024, BLOCK_D=2, BLOCK_T=64, FINAL=True, **FLAGS)
-    out.append(("tile backward, gradients", "backward_kernel", tile_backward, 4))
-    out.append(("carry", "carry_kernel", dict(BLOCK=128, CHUNKS=16, REVERSE=False), 4))
+    out.append(("tile backward, gradients", "backward_kernel", tile_backward, 4, None))
+    out.append(("carry", "carry_kernel", dict(BLOCK=128, CHUNKS=16, REVERSE=False), 4, None))
     return out
 
 
-def compile_case(kernel_name: str, constants: dict, warps: int) -> bytes:
-    """The cubin of ``kernel_name`` with ``constants``, the other arguments specialised as at a launch."""
+def compile_case(kernel_name: str, constants: dict, warps: int, registers: int | None = None) -> bytes:
+    """The cubin of ``kernel_name`` with ``constants``, the other arguments specialised as at a launch; at most
+    ``registers`` registers per thread (ptxas's maxnreg) unless None."""
     kernel = getattr(kernels, kernel_name)
     signature, constexprs, attributes = {}, {}, {}
     for index, name in enumerate(kernel.arg_names):
@@ -80,7 +82,8 @@ def compile_case(kernel_name: str, constants: dict, warps: int) -> bytes:
             if SIZES[name] % 16 == 0:
                 attributes[(index,)] = [["tt.divisibility", 16]]
     source = ASTSource(kernel, signature, constexprs, attributes)
-    return triton.compile(source, target=TARGET, options=dict(num_warps=warps)).asm["cubin"]
+    options = dict(num_warps=warps) | ({} if registers is None else {"maxnreg": registers})
+    return triton.compile(source, target=TARGET, options=options).asm["cubin"]
 
 
 def innermost_loops(sass: str) -> list[dict]:
@@ -131,9 +134,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/sass_counts_sm90.json"))
     args = parser.parse_args()
     results = []
-    for label, kernel_name, constants, warps in cases():
-        entry = {"case": label, "kernel": kernel_name, "warps": warps}
-        entry.update(analyse(compile_case(kernel_name, constants, warps)))
+    for label, kernel_name, constants, warps, registers in cases():
+        entry = {"case": label, "kernel": kernel_name, "warps": warps, "register_limit": registers}
+        entry.update(analyse(compile_case(kernel_name, constants, warps, registers)))
         loops = ", ".join(str(loop["instructions"]) for loop in entry["loops"])
         print(f"{label}: {entry['registers']} registers, innermost loops {loops} instructions", flush=True)
         results.append(entry)

@@ -129,6 +129,8 @@ def test_triton_interpreted_loop_takes_token_major_views(interpreter, n, loop_bl
     views = token_major(inputs)
     assert views["u"].stride(1) == 1 and views["B"].stride(1) == 1
     sizes = SMALL | {"loop_block_d": loop_block_d, "loop_stages": loop_stages, "backward": backward}
+    if loop_stages > 1:  # with a register limit too (a launch option the interpreter takes and ignores)
+        sizes["loop_registers"] = 80
     y = selective_scan_triton(**views, delta_softplus=True, **sizes, forward="loop")
     assert y.transpose(1, 2).is_contiguous()
     got = run_with_grads(lambda **kw: selective_scan_triton(**kw, **sizes, forward="loop"), views, True)
@@ -203,6 +205,8 @@ def test_triton_argument_errors(interpreter, monkeypatch):
         selective_scan_triton(**inputs, loop_unroll=3)
     with pytest.raises(RawMambaError, match="argument loop_stages must be an integer in 1..8"):
         selective_scan_triton(**inputs, loop_stages=0)
+    with pytest.raises(RawMambaError, match="argument loop_registers must be None or an integer in 32..255"):
+        selective_scan_triton(**inputs, loop_registers=16)
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RawMambaError, match="argument u is on cpu; Triton needs cuda tensors"):
         selective_scan_triton(**inputs)
@@ -221,9 +225,9 @@ def test_triton_kernels_compile_for_sm90_without_a_gpu(optional):
     except ImportError as error:  # a triton without the CUDA backend's compiler
         pytest.skip(f"cannot compile for CUDA here: {error}")
     flags = dict(SOFTPLUS=optional, HAS_D=optional, HAS_Z=optional, HAS_BIAS=optional)
-    for _, kernel, constants, warps in sass_counts.cases():
+    for _, kernel, constants, warps, registers in sass_counts.cases():
         constants = {**constants, **{k: v for k, v in flags.items() if k in constants}}
-        sass, _ = sass_counts.disassemble(sass_counts.compile_case(kernel, constants, warps))
+        sass, _ = sass_counts.disassemble(sass_counts.compile_case(kernel, constants, warps, registers))
         # The gradient sums are fire-and-forget reductions: an atomic with Triton's default acq_rel order
         # compiles to a GPU-wide memory barrier and an L1 invalidation around each add.
         assert "MEMBAR" not in sass and "CCTL" not in sass, kernel

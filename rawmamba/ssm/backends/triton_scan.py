@@ -72,6 +72,10 @@ LOOP_UNROLL = 4
 # unrolled x4, 3 stages: 114 + 192 instructions per position against 103 + 155, with cp.async copies and barriers
 # in the walk; not yet timed)
 LOOP_STAGES = 1
+# registers per thread the loop forward may use (ptxas's maxnreg; None: as many as it wants). Fewer registers let more
+# warps share an SM to hide the walk's load latency: unrolled x4, pass 2 takes 128 registers (16 warps per SM) and
+# compiles at 96 (21 warps) without spilling, 3% more instructions (Triton 3.6, sm_90; not yet timed)
+LOOP_REGISTERS = None
 
 
 def triton_importable() -> bool:
@@ -104,9 +108,10 @@ def _kernels():
 
 class _Config(typing.NamedTuple):
     """The kernels' sizes for one call: the forward's (``forward`` kernel, ``forward_chunk`` positions and
-    ``forward_block_d`` channels per program, ``num_warps``, ``loop_unroll``, ``loop_stages``) and the backward's
-    (``backward`` kernel, ``chunk`` positions and ``backward_block_d`` channels per program); tiles of ``block_t``
-    positions (the checkpoints) and ``block_n`` states (n rounded up to a power of two) for both."""
+    ``forward_block_d`` channels per program, ``num_warps``, ``loop_unroll``, ``loop_stages``, ``loop_registers``)
+    and the backward's (``backward`` kernel, ``chunk`` positions and ``backward_block_d`` channels per program);
+    tiles of ``block_t`` positions (the checkpoints) and ``block_n`` states (n rounded up to a power of two) for
+    both."""
 
     chunk: int
     block_t: int
@@ -117,6 +122,7 @@ class _Config(typing.NamedTuple):
     num_warps: int | None
     loop_unroll: int
     loop_stages: int
+    loop_registers: int | None
     backward: str
     backward_block_d: int
 
@@ -131,6 +137,7 @@ def _config(
     loop_block_d: int,
     loop_unroll: int,
     loop_stages: int,
+    loop_registers: int | None,
     num_warps: int | None,
     backward: str,
 ) -> _Config:
@@ -160,11 +167,16 @@ def _config(
         raise RawMambaError(
             f"selective_scan_triton: argument loop_stages must be an integer in 1..8, got {loop_stages!r}"
         )
+    if loop_registers is not None and (not isinstance(loop_registers, int) or not 32 <= loop_registers <= 255):
+        raise RawMambaError(
+            f"selective_scan_triton: argument loop_registers must be None or an integer in 32..255, got "
+            f"{loop_registers!r}"
+        )
     forward_sizes = (loop_chunk, loop_block_d) if forward == "loop" else (chunk, block_d)
     block_n = 1 << max(0, (n - 1).bit_length())
     backward_block_d = loop_block_d if backward == "loop" else block_d
-    return _Config(chunk, block_t, block_n, forward, *forward_sizes, num_warps, loop_unroll, loop_stages, backward,
-                   backward_block_d)  # fmt: skip
+    return _Config(chunk, block_t, block_n, forward, *forward_sizes, num_warps, loop_unroll, loop_stages,
+                   loop_registers, backward, backward_block_d)  # fmt: skip
 
 
 class _TritonScan(torch.autograd.Function):
@@ -195,11 +207,13 @@ class _TritonScan(torch.autograd.Function):
                      *C.stride())  # fmt: skip
             flags.update(EVEN_D=(dim // groups) % block_d == 0, EVEN_N=n == block_n, UNROLL=config.loop_unroll,
                          STAGES=config.loop_stages)  # fmt: skip
-        warps = {} if num_warps is None else {"num_warps": num_warps}
+        launch = {} if num_warps is None else {"num_warps": num_warps}
+        if forward == "loop" and config.loop_registers is not None:
+            launch["maxnreg"] = config.loop_registers
         kernel = kernels[kernel_name][grid]
-        kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **warps, FINAL=False, SAVE=False)
+        kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **launch, FINAL=False, SAVE=False)
         _carry(local, decay, starts, h_last, reverse=False)
-        kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **warps, FINAL=True, SAVE=save)
+        kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **launch, FINAL=True, SAVE=save)
         ctx.save_for_backward(u, delta, A, B, C, D, z, bias, ckpt)
         ctx.softplus, ctx.config = softplus, config
         ctx.set_materialize_grads(False)
@@ -306,6 +320,7 @@ def selective_scan_triton(
     loop_block_d: int = LOOP_BLOCK_D,
     loop_unroll: int = LOOP_UNROLL,
     loop_stages: int = LOOP_STAGES,
+    loop_registers: int | None = LOOP_REGISTERS,
     num_warps: int | None = None,
     backward: str = DEFAULT_BACKWARD,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -325,6 +340,8 @@ def selective_scan_triton(
         loop_unroll: positions per iteration of the loop forward's walk (power of two; see :data:`LOOP_UNROLL`).
         loop_stages: 1: the loop forward loads each position's inputs one position ahead itself; 2-8: Triton's
             software pipelining of the walk's loads, that many stages (see :data:`LOOP_STAGES`).
+        loop_registers: at most this many registers per thread in the loop forward (None: no limit; see
+            :data:`LOOP_REGISTERS`).
         num_warps: warps per program of the forward kernel (None: one per 32 channels for the loop forward,
             Triton's default for the tile forward).
         backward: the backward kernel, ``"tile"`` or ``"loop"`` (see :data:`BACKWARD_KERNELS`); same results. The
@@ -350,7 +367,7 @@ def selective_scan_triton(
                 + (" (CPU tensors only with TRITON_INTERPRET=1)" if want == "cuda" else "")
             )
     config = _config(A.shape[1], chunk, block_t, block_d, forward, loop_chunk, loop_block_d, loop_unroll, loop_stages,
-                     num_warps, backward)  # fmt: skip
+                     loop_registers, num_warps, backward)  # fmt: skip
     B4 = B if B.dim() == 4 else B.unsqueeze(1)
     C4 = C if C.dim() == 4 else C.unsqueeze(1)
 
