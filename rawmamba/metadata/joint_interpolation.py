@@ -19,9 +19,10 @@ that memory stays bounded for large images.
 Fast path: for the default interpolant (``linear``, degree 0, ``neighbors`` set) and with numba installed,
 :mod:`rawmamba.metadata.joint_interpolation_kernels` computes the same local systems without scipy's Python loop
 over neighbourhoods, with the neighbour search on every torch thread and the systems solved in parallel (equal
-to scipy's result within 1e-9, tested). Measured on a 512x512 photograph with 1.5% grid samples, 32 neighbours:
-scipy 18 us per pixel (1 or 2 threads: its loop holds the GIL), the fast path 11.3 us on 1 thread and 5.7 us on
-2 (search 4.3 us, systems 5.2 us on 1 thread). Other settings, or no numba, use
+to scipy's result within 1e-9, tested). Measured on a 512x512 photograph with 1.5% grid samples, 32 neighbours
+(``python benchmarks/joint_interpolation_cpu.py``): scipy 23 us per pixel (1 or 2 threads: its loop holds the
+GIL), the fast path 8.7 us on 1 thread (search 4.5 us, systems 4.2 us) and 4.8 us on 2; on the same photograph
+at 3.1 MP, 4.8 us on 2 threads (search 2.2 us, systems 2.6 us). Other settings, or no numba, use
 ``scipy.interpolate.RBFInterpolator``.
 """
 
