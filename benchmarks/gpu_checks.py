@@ -15,7 +15,8 @@
    ``triton_best`` (token-major if it was timed so) and timed forward+backward and in bfloat16 too.
 3. Models: ``rawmamba_base`` outputs with ``triton`` against ``chunked``; when the sweep's fastest setting is not
    the default, ``rawmamba_base`` with ``triton_best`` too (outputs, then timed); the backward kernels
-   (:data:`BACKWARD_SWEEP`: ``tile``, and ``loop`` with its sizes) timed forward+backward at L=288,000; then
+   (:data:`BACKWARD_SWEEP`: ``tile``, and ``loop`` with its sizes) timed forward+backward at L=288,000; training
+   steps of ``rawmamba_base`` (forward+backward in bf16, video and image batches) with each backward kernel; then
    ``rawmamba_base`` in float32 and ``rawmamba_tiny`` on the video, both on a 1024x1024 image in bf16, with the
    automatic backend (and ``triton_best`` when it differs). ``--variants`` adds the conv experiments of an earlier
    round (per-frame convs of each kind, channels-last conv weights, cudnn.benchmark); ``--compile`` times only
@@ -332,6 +333,40 @@ def time_model(
     }
 
 
+def time_training_step(
+    name: str, batch: int, frames: int, size: int, dtype: torch.dtype, backend: str | None = None
+) -> dict:
+    """Milliseconds of one training step's forward and backward (L1 loss, no optimiser step) of ``name`` on
+    ``batch`` clips of ``frames`` frames of ``size`` x ``size`` (image metadata: 1/64 samples when ``frames`` is
+    1, else the first frame's RAW), in ``dtype`` autocast; peak memory."""
+    model = create_model(name, mamba_backend=backend).cuda().train()
+    x = torch.rand(batch, frames, 3, size, size, device="cuda")
+    meta_srgb, meta_raw = x[:, 0].clone(), torch.rand(batch, 3, size, size, device="cuda")
+    mask = None if frames > 1 else (torch.rand(batch, 1, size, size, device="cuda") < 1 / 64).float()
+    flow = None if mask is not None else torch.zeros(batch, frames, 2, size, size, device="cuda")
+    target = torch.rand(batch, frames, 3, size, size, device="cuda")
+    autocast = torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32)
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        with autocast:
+            out = model(x, meta_srgb, meta_raw, meta_mask=mask, flow=flow)
+        (out.float() - target.reshape(out.shape)).abs().mean().backward()
+
+    torch.cuda.reset_peak_memory_stats()
+    ms = cuda_time(step, 5)
+    return {
+        "model": name,
+        "batch": batch,
+        "frames": frames,
+        "size": size,
+        "dtype": str(dtype),
+        "scan_backend": backend or get_backend(device_type="cuda").name,
+        "forward_backward_ms": ms,
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_checks.json"))
@@ -369,6 +404,7 @@ def main() -> None:
         triton_sweep=[],
         backward_sweep=[],
         models=[],
+        training=[],
     )
     video = (5, 640, 1440)
     if args.compile:  # only the compiled case, in its own process (the compile can take minutes)
@@ -391,7 +427,7 @@ def main() -> None:
         record.run("correctness", "triton_bfloat16_token_major", check_correctness, "triton",
                    dtype=torch.bfloat16, token_major=True)  # fmt: skip
         tile_backward = functools.partial(selective_scan_triton, backward="tile")
-        register_backend("triton_tile_backward", tile_backward, triton_available)
+        register_backend("triton_tile_backward", tile_backward, triton_available, token_major=True)
         record.run("correctness", "triton_tile_backward", check_correctness, "triton_tile_backward")
     for backend in backends:  # each on the layout it is registered for
         for length in SCAN_LENGTHS:
@@ -425,6 +461,12 @@ def main() -> None:
             record.run("backward_sweep", "backward_sweep", time_scan, "triton", 288_000, token_major=True, **options)
     if args.skip_models:
         return
+    # training steps as the configs take them (rvd_video: batch 4, 5 frames of 128x128 packed pixels; cam_image:
+    # 128x128 patches, here batch 16), with each backward kernel
+    training = [("rawmamba_base", 4, 5, 128), ("rawmamba_base", 16, 1, 128)]
+    for case in training:
+        for backend in ("triton", "triton_tile_backward") if "triton" in backends else (None,):
+            record.run("training", "training", time_training_step, *case, torch.bfloat16, backend)
     if args.variants and best is not None:  # per-frame convs: 31.1 against 29.2 frames/s at 711ab21, none at 4a508e3
         for cudnn_benchmark in (False, True):
             for kind in PER_FRAME_KINDS:

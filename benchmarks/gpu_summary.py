@@ -53,6 +53,14 @@ def summarise(out: Path) -> list[str]:
             else:
                 lines.append(f"scan error {r.get('error', '')[:150]}")
         lines.append(f"triton_best {checks.get('triton_best')}")
+        for r in checks.get("training", []):
+            if "forward_backward_ms" in r:
+                lines.append(
+                    f"training {r['model']} {r['batch']}x{r['frames']}x{r['size']}^2 {r['dtype'].split('.')[-1]} "
+                    f"{r['scan_backend']}: {r['forward_backward_ms']:.1f} ms, {r['peak_gib']:.2f} GiB"
+                )
+            else:
+                lines.append(f"training error {r.get('error', '')[:150]}")
     for name in ("gpu_checks.json", "gpu_compile.json"):
         for entry in (load(out / name) or {}).get("models", []):
             if "ms" in entry:
