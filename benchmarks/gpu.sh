@@ -12,6 +12,7 @@
 # COMPILE=1 times rawmamba_base on the video under torch.compile (up to 2 more minutes).
 # Needs python3 with torch (CUDA, with its bundled triton); pytest is optional; no network.
 #   OUT=/tmp/out bash benchmarks/gpu.sh
+# On a copy of the tree whose git metadata may lag behind, give the commit: RAWMAMBA_COMMIT=abc1234 (recorded as is).
 # Writes to $OUT: env.txt, pytest_gpu.log, gpu_checks.json/.log, conv_paths.json/.log (profile_base_video_bf16.txt,
 # gpu_compile.json/.log).
 set -uo pipefail

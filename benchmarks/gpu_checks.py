@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import statistics
 import time
 import traceback
@@ -394,7 +395,8 @@ def main() -> None:
     backends = [name for name in GPU_BACKENDS if name in available_backends()]
     record = Record(
         args.out,
-        commit=code_version(),
+        # RAWMAMBA_COMMIT: the commit, given by whoever copied the tree to a machine whose git metadata may lag
+        commit=os.environ.get("RAWMAMBA_COMMIT") or code_version(),
         torch=torch.__version__,
         device=torch.cuda.get_device_name(),
         backends=backends,
