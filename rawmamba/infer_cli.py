@@ -220,8 +220,8 @@ def register(subparsers) -> None:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="bf16: autocast (GPU)")
     parser.add_argument("--refinement", choices=REFINEMENTS,
                         help="image task: 'rbf' makes the output agree with the metadata's RAW samples (their "
-                        "residual interpolated in colour + position, about 11 microseconds per pixel on one "
-                        "core, parallel over cores; 18 without numba), "
+                        "residual interpolated in colour + position, about 9 microseconds per pixel on one "
+                        "core, parallel over cores; 23 without numba), "
                         "'none' keeps the network's output (default: the checkpoint's setting; the bundled "
                         "model's is rbf)")
     parser.add_argument("--tile", type=int, default=0, help="tile side in pixels; 0 processes the whole frame")
