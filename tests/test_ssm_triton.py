@@ -207,6 +207,14 @@ def test_triton_argument_errors(interpreter, monkeypatch):
         selective_scan_triton(**inputs, loop_stages=0)
     with pytest.raises(RawMambaError, match="argument loop_registers must be None or an integer in 32..255"):
         selective_scan_triton(**inputs, loop_registers=16)
+    # sequences past 32-bit offsets are refused (the limit lowered here: such tensors take 8 GiB); a token-major
+    # view of u, (2, 4, 5) in a (2, 5, 8) storage, reaches offset 1 * 40 + 3 * 1 + 4 * 8 = 75
+    monkeypatch.setattr(triton_scan, "_MAX_SPAN", inputs["u"].numel() - 1)
+    with pytest.raises(RawMambaError, match="argument u spans 40 elements of its storage"):
+        selective_scan_triton(**inputs)
+    monkeypatch.setattr(triton_scan, "_MAX_SPAN", inputs["u"].numel())
+    with pytest.raises(RawMambaError, match="argument u spans 76 elements"):
+        selective_scan_triton(**token_major(make_inputs(5, torch.float32, optional=True, groups=None)))
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RawMambaError, match="argument u is on cpu; Triton needs cuda tensors"):
         selective_scan_triton(**inputs)

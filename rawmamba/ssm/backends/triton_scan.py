@@ -292,6 +292,15 @@ _CARRY_BLOCK = 128
 _CARRY_CHUNKS = 16
 
 
+# the kernels address sequences with 32-bit offsets from the storage start
+_MAX_SPAN = 2**31 - 1
+
+
+def _span(t: torch.Tensor) -> int:
+    """Elements of its storage that ``t`` reaches: the largest offset it addresses, plus one."""
+    return t.storage_offset() + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride(), strict=True)) + 1
+
+
 def _output_like(u: torch.Tensor) -> torch.Tensor:
     """An empty (b, d, l) output laid out as ``u``: token-major (stride 1 along d) when ``u`` is, so that
     ``y.transpose(1, 2)`` is a contiguous (b, l, d) tensor; else contiguous."""
@@ -349,7 +358,8 @@ def selective_scan_triton(
 
     Raises:
         RawMambaError: Triton is missing, an input is not on a CUDA device (CPU tensors only with
-            ``TRITON_INTERPRET=1``), or a size argument is not a power of two.
+            ``TRITON_INTERPRET=1``), a sequence reaches past 32-bit offsets, or a size argument is not a power of
+            two.
     """
     if u.dtype == torch.float64:
         from rawmamba.ssm.backends.chunked import selective_scan_chunked
@@ -365,6 +375,12 @@ def selective_scan_triton(
             raise RawMambaError(
                 f"selective_scan_triton: argument {name} is on {t.device}; Triton needs {want} tensors"
                 + (" (CPU tensors only with TRITON_INTERPRET=1)" if want == "cuda" else "")
+            )
+    for name in ("u", "delta", "B", "C", "z"):
+        if tensors[name] is not None and _span(tensors[name]) > _MAX_SPAN:
+            raise RawMambaError(
+                f"selective_scan_triton: argument {name} spans {_span(tensors[name]):,} elements of its storage, "
+                f"more than the kernels' 32-bit offsets reach ({_MAX_SPAN:,}); split the batch or the sequence"
             )
     config = _config(A.shape[1], chunk, block_t, block_d, forward, loop_chunk, loop_block_d, loop_unroll, loop_stages,
                      loop_registers, num_warps, backward)  # fmt: skip
