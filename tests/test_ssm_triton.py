@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 
@@ -220,16 +221,26 @@ def test_triton_argument_errors(interpreter, monkeypatch):
         selective_scan_triton(**inputs)
 
 
+def _benchmark_module(name: str):
+    """A script of benchmarks/ imported as a module (skips when it cannot be imported here)."""
+    folder = Path(__file__).parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))  # the scripts import each other by name
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
 @requires_triton
 @pytest.mark.parametrize("optional", [True, False], ids=["all-inputs", "required-only"])
 def test_triton_kernels_compile_for_sm90_without_a_gpu(optional):
     # The interpreter runs kernels as Python, which accepts code the compiler refuses (a name rebound to another
     # shape in a branch, say): so every kernel is also compiled for an H100, as benchmarks/sass_counts.py does.
-    path = Path(__file__).parents[1] / "benchmarks" / "sass_counts.py"
-    spec = importlib.util.spec_from_file_location("sass_counts", path)
-    sass_counts = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(sass_counts)
+        sass_counts = _benchmark_module("sass_counts")
     except ImportError as error:  # a triton without the CUDA backend's compiler
         pytest.skip(f"cannot compile for CUDA here: {error}")
     flags = dict(SOFTPLUS=optional, HAS_D=optional, HAS_Z=optional, HAS_BIAS=optional)
@@ -239,6 +250,20 @@ def test_triton_kernels_compile_for_sm90_without_a_gpu(optional):
         # The gradient sums are fire-and-forget reductions: an atomic with Triton's default acq_rel order
         # compiles to a GPU-wide memory barrier and an L1 invalidation around each add.
         assert "MEMBAR" not in sass and "CCTL" not in sass, kernel
+
+
+def test_gpu_sweeps_name_settings_the_triton_scan_accepts():
+    # A misspelt or invalid setting would only show on the GPU, as an error entry in place of a timing.
+    gpu_checks = _benchmark_module("gpu_checks")
+    parameters = inspect.signature(selective_scan_triton).parameters
+    defaults = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
+    config_arguments = list(inspect.signature(triton_scan._config).parameters)[1:]  # all but n
+    sweeps = [options for options, _ in gpu_checks.TRITON_SWEEP] + gpu_checks.BACKWARD_SWEEP
+    assert len(sweeps) > 10
+    for options in sweeps:
+        assert set(options) <= set(defaults), options
+        settings = defaults | options
+        triton_scan._config(16, **{name: settings[name] for name in config_arguments})
 
 
 def test_float64_runs_the_chunked_backend_and_matches():
