@@ -35,6 +35,7 @@ import torch
 from tqdm import tqdm
 
 from rawmamba.baselines.base import DerenderMethod
+from rawmamba.cli_choices import BLENDS
 from rawmamba.data.io import read_image, to_float
 from rawmamba.errors import RawMambaError
 from rawmamba.metadata import Metadata
@@ -52,7 +53,6 @@ __all__ = [
     "tile_starts",
 ]
 
-BLENDS = ("linear", "cosine")
 FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 PRECISIONS = ("fp32", "bf16")
 

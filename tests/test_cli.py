@@ -11,10 +11,14 @@ import pytest
 from rawmamba.cli import COMMANDS, build_parser, main
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    (subparsers,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    return subparsers
+
+
 def _summaries(parser: argparse.ArgumentParser) -> dict[str, str]:
     """Sub-command name -> the help that the top-level listing shows for it."""
-    (subparsers,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
-    return {choice.dest: choice.help for choice in subparsers._choices_actions}
+    return {choice.dest: choice.help for choice in _subparsers(parser)._choices_actions}
 
 
 def test_top_level_help_imports_no_command_module():
@@ -53,3 +57,35 @@ def test_unknown_command_is_refused(capsys):
         main(["derenderr", "x.png"])
     assert stop.value.code == 2
     assert "invalid choice: 'derenderr'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command,work", [("derender", "rawmamba.derender_files"), ("eval", "rawmamba.evaluate_checkpoints")]
+)
+def test_command_help_imports_no_torch(command, work):
+    # These commands' parsers live apart from their work, so --help answers at once.
+    child = (
+        "import sys\n"
+        "from rawmamba.cli import main\n"
+        "try:\n"
+        f"    main([{command!r}, '--help'])\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 0, stop.code\n"
+        f"print('LOADED', sorted(m for m in ['torch', {work!r}] if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
+    assert "LOADED []" in result.stdout and f"usage: rawmamba {command}" in result.stdout
+
+
+def test_command_choices_are_those_of_the_modules_that_implement_them():
+    from rawmamba.evaluate_checkpoints import BASELINES
+    from rawmamba.infer import BLENDS
+    from rawmamba.isp.cfa import CFA
+    from rawmamba.models.sample_refinement import REFINEMENTS
+
+    commands = _subparsers(build_parser("all")).choices
+    derender = {action.dest: action for action in commands["derender"]._actions}
+    assert derender["refinement"].choices == REFINEMENTS and derender["blend"].choices == BLENDS
+    assert CFA(derender["cfa"].default) is CFA.RGGB
+    evaluate = {action.dest: action for action in commands["eval"]._actions}
+    assert evaluate["refinement"].choices == REFINEMENTS and set(evaluate["baseline"].choices) == set(BASELINES)

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import torch
 
+from rawmamba.cli_choices import REFINEMENTS
 from rawmamba.errors import RawMambaError
 from rawmamba.metadata.joint_interpolation import interpolate_samples
 
 __all__ = ["REFINEMENTS", "refine_on_samples"]
 
-REFINEMENTS = ("none", "rbf")
 NEIGHBORS = 32
 POSITION_SCALE = 1 / 128
 
