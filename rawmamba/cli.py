@@ -19,14 +19,14 @@ from rawmamba.errors import RawMambaError
 # Sub-commands in the order ``--help`` lists them: name -> (the module that registers it, its one-line summary,
 # which must be the help that the module's parser gives; a test checks).
 COMMANDS = {
-    "data": ("rawmamba.data.cli", "make synthetic datasets, look at dataset folders"),
+    "data": ("rawmamba.data_cli", "make synthetic datasets, look at dataset folders"),
     "train": ("rawmamba.train.cli", "train a model (image or video task) from a config file"),
     "eval": (
         "rawmamba.evaluate_cli",
         "evaluate checkpoints on a CAM or RVD-Part2 test set (paper-style PSNR/SSIM table)",
     ),
     "derender": ("rawmamba.infer_cli", "de-render an sRGB image or video to RAW files with a trained network"),
-    "capture": ("rawmamba.rawio.cli", "camera side: sRGB + RAW metadata + camera JSON from camera RAW files"),
+    "capture": ("rawmamba.capture_cli", "camera side: sRGB + RAW metadata + camera JSON from camera RAW files"),
     "bench": ("rawmamba.baselines.bench", "compare de-rendering methods"),
     "demo": ("rawmamba.demo", "de-render a built-in synthetic image and video; print scores; write pictures"),
 }

@@ -60,10 +60,17 @@ def test_unknown_command_is_refused(capsys):
 
 
 @pytest.mark.parametrize(
-    "command,work", [("derender", "rawmamba.derender_files"), ("eval", "rawmamba.evaluate_checkpoints")]
+    "command,work",
+    [
+        ("derender", "rawmamba.derender_files"),
+        ("eval", "rawmamba.evaluate_checkpoints"),
+        ("data", "rawmamba.data"),
+        ("capture", "rawmamba.rawio"),
+    ],
 )
 def test_command_help_imports_no_torch(command, work):
-    # These commands' parsers live apart from their work, so --help answers at once.
+    # These commands' parsers live apart from their work (and outside the packages that hold it), so --help
+    # answers at once.
     child = (
         "import sys\n"
         "from rawmamba.cli import main\n"

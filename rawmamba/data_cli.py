@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rawmamba.rawio.cli import register_from_raw
+from rawmamba.capture_cli import register_from_raw
 
 __all__ = ["register"]
 
@@ -42,7 +42,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``data`` command with its ``synth``, ``show`` and ``from-raw`` (``rawmamba.rawio.cli``) sub-commands."""
+    """Add the ``data`` command with its ``synth``, ``show`` and ``from-raw`` (:mod:`rawmamba.capture_cli`)
+    sub-commands."""
     data = subparsers.add_parser(
         "data", help="make synthetic datasets, look at dataset folders",
         description="Dataset tools. Readers (rawmamba.data.CamDataset, RVDDataset, PairFolderDataset) read the "
