@@ -1,4 +1,5 @@
-"""``rawmamba demo``: see de-rendering work in minutes, on a machine with nothing downloaded.
+"""``rawmamba demo`` (its arguments: :mod:`rawmamba.demo_cli`): see de-rendering work in minutes, on a machine
+with nothing downloaded.
 
 Makes two synthetic test cases with the camera-pipeline simulator (an image with 1.5% grid metadata;
 a short video with its first frame's RAW as metadata), runs the bundled ``rawmamba_tiny`` and simple
@@ -9,7 +10,6 @@ Video scores follow the RVD protocol's rule: the metadata frame (frame 1) is not
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +21,11 @@ from PIL import Image, ImageDraw, ImageFont
 from rawmamba.baselines import GlobalColourFit, InverseGamma, SampleInterpolation
 from rawmamba.data import synth_image, synth_video
 from rawmamba.data.io import atomic_path
-from rawmamba.errors import RawMambaError
+from rawmamba.demo_cli import DEMO_SEED
 from rawmamba.inference import NetworkMethod, bundled_checkpoint
 from rawmamba.metadata import first_frame_metadata, grid_mask, sample_image_metadata
 from rawmamba.metrics import psnr, ssim
 
-DEMO_SEED = 20241126  # a stream the bundled model never trained on (training uses small seeds)
 ERROR_SCALE = 0.05  # absolute RAW error shown as the hottest colour in the heat-maps
 
 
@@ -129,29 +128,3 @@ def run_demo(out: Path, *, checkpoint: Path | None, device: str, seed: int) -> l
         tmp.write_text("\n".join(table) + "\n")
     print(f"demo finished in {time.perf_counter() - started:.0f} s; pictures and results.md in {out}/")
     return rows
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="de-render a built-in synthetic image and video; print scores; write pictures",
-        description="Make a synthetic image (1.5% RAW samples as metadata) and a synthetic video (first "
-        "frame's RAW as metadata), de-render both with the bundled pretrained rawmamba_tiny and with simple "
-        "baselines (global colour fit, sample interpolation, inverse gamma), print PSNR/SSIM and write "
-        "side-by-side pictures with error heat-maps. Needs no data and no GPU.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--out", type=Path, default=Path("rawmamba-demo"), help="folder for pictures and results")
-    parser.add_argument("--checkpoint", type=Path, help="a trained checkpoint instead of the bundled model")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--seed", type=int, default=DEMO_SEED, help="which synthetic cases to make")
-    parser.add_argument("--force", action="store_true", help="write into --out even if it already has results")
-    parser.set_defaults(func=_run)
-
-
-def _run(args) -> int:
-    if (args.out / "results.md").exists() and not args.force:
-        raise RawMambaError(f"{args.out} already holds demo results; pass --force to overwrite or choose --out")
-    args.out.mkdir(parents=True, exist_ok=True)
-    run_demo(args.out, checkpoint=args.checkpoint, device=args.device, seed=args.seed)
-    return 0

@@ -66,6 +66,7 @@ def test_unknown_command_is_refused(capsys):
         ("eval", "rawmamba.evaluate_checkpoints"),
         ("data", "rawmamba.data"),
         ("capture", "rawmamba.rawio"),
+        ("demo", "rawmamba.demo"),
     ],
 )
 def test_command_help_imports_no_torch(command, work):
