@@ -27,7 +27,7 @@ COMMANDS = {
     ),
     "derender": ("rawmamba.infer_cli", "de-render an sRGB image or video to RAW files with a trained network"),
     "capture": ("rawmamba.capture_cli", "camera side: sRGB + RAW metadata + camera JSON from camera RAW files"),
-    "bench": ("rawmamba.baselines.bench", "compare de-rendering methods"),
+    "bench": ("rawmamba.bench_cli", "compare de-rendering methods"),
     "demo": ("rawmamba.demo_cli", "de-render a built-in synthetic image and video; print scores; write pictures"),
 }
 

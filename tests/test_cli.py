@@ -67,6 +67,7 @@ def test_unknown_command_is_refused(capsys):
         ("data", "rawmamba.data"),
         ("capture", "rawmamba.rawio"),
         ("demo", "rawmamba.demo"),
+        ("bench", "rawmamba.baselines"),
     ],
 )
 def test_command_help_imports_no_torch(command, work):
@@ -86,6 +87,8 @@ def test_command_help_imports_no_torch(command, work):
 
 
 def test_command_choices_are_those_of_the_modules_that_implement_them():
+    from rawmamba.baselines import METHODS
+    from rawmamba.cli_choices import BENCH_METHODS
     from rawmamba.evaluate_checkpoints import BASELINES
     from rawmamba.infer import BLENDS
     from rawmamba.isp.cfa import CFA
@@ -97,3 +100,4 @@ def test_command_choices_are_those_of_the_modules_that_implement_them():
     assert CFA(derender["cfa"].default) is CFA.RGGB
     evaluate = {action.dest: action for action in commands["eval"]._actions}
     assert evaluate["refinement"].choices == REFINEMENTS and set(evaluate["baseline"].choices) == set(BASELINES)
+    assert BENCH_METHODS == tuple(METHODS)

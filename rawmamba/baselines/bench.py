@@ -22,7 +22,6 @@ Protocols (``rawmamba.metrics``): CAM layout -> ``cam_psnr``/``cam_ssim``, mean 
 
 from __future__ import annotations
 
-import argparse
 import math
 import tempfile
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 
 from rawmamba.baselines.base import DerenderMethod
-from rawmamba.baselines.registry import METHODS, get_method
+from rawmamba.baselines.registry import get_method
 from rawmamba.data.images import CamDataset
 from rawmamba.data.io import atomic_path, write_json
 from rawmamba.data.items import item_generator
@@ -42,7 +41,7 @@ from rawmamba.metadata import grid_mask
 from rawmamba.metrics import MetricTable, cam_psnr, cam_ssim, rvd_psnr, rvd_ssim
 from rawmamba.train.checkpoint import read_description
 
-__all__ = ["format_markdown", "load_networks", "network_label", "register", "run_quality_bench"]
+__all__ = ["format_markdown", "load_networks", "network_label", "run_quality_bench"]
 
 
 def _dataset(data: Path, split: str | None, seed: int) -> tuple[str, str, object]:
@@ -182,42 +181,3 @@ def load_networks(checkpoints: list[str], bundled: list[str], *, device: str = "
             networks.append(NetworkMethod(network.model, name=f"{label}+ft", device=device,
                                           finetune_steps=finetune_steps))
     return networks
-
-
-def _quality(args: argparse.Namespace) -> int:
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bundled = [m.strip() for m in (args.bundled or "").split(",") if m.strip()]
-    networks = load_networks(args.checkpoint or [], bundled, device=args.device, finetune_steps=args.finetune_steps)
-    report = run_quality_bench(args.data, methods, out=args.out, limit=args.limit, split=args.split, seed=args.seed,
-                               networks=tuple(networks))
-    print(format_markdown(report))
-    print(f"wrote {Path(args.out) / 'bench_quality.md'} and bench_quality.json")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``bench`` command with its ``quality`` sub-command."""
-    bench = subparsers.add_parser("bench", help="compare de-rendering methods",
-                                  description="Benchmarks of the de-rendering methods.")
-    commands = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
-    quality = commands.add_parser(
-        "quality", help="PSNR/SSIM, measured metadata size and time of each method on a dataset folder",
-        description="Run each method as capture -> save -> load -> derender on a CAM- or RVD-layout folder with "
-        "the same sampled metadata, and print and save (Markdown and JSON) a table of PSNR/SSIM under the "
-        "dataset's protocol, the size of the metadata file each method wrote, and the time per image.")
-    quality.add_argument("--data", required=True, help="CAM-layout or RVD-Part2-layout dataset folder")
-    quality.add_argument("--methods", default=",".join(METHODS),
-                         help=f"comma-separated method names (default: all: {','.join(METHODS)})")
-    quality.add_argument("--out", default="bench-quality", help="output folder (default: ./bench-quality)")
-    quality.add_argument("--limit", type=int, default=None, help="at most this many images or videos")
-    quality.add_argument("--split", default=None, help="dataset split (default: first of test, val, train)")
-    quality.add_argument("--seed", type=int, default=0, help="seed of the sample masks (default: 0)")
-    quality.add_argument("--checkpoint", action="append",
-                         help="also run this trained network (repeatable; named by its checkpoint's model)")
-    quality.add_argument("--bundled", help="also run these bundled networks, comma-separated (e.g. "
-                         "rawmamba_tiny,cam_unet,rvd_net,blind_unet)")
-    quality.add_argument("--finetune-steps", type=int, default=0,
-                         help="also run each network with a learned sampler (cam_unet) with this many steps of "
-                         "online fine-tuning on its samples (CAM: 10), as <name>+ft")
-    quality.add_argument("--device", default="cpu", help="device of the networks (cpu or cuda)")
-    quality.set_defaults(func=_quality)
