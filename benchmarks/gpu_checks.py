@@ -285,6 +285,16 @@ def cudnn_benchmarking(enabled: bool):
         torch.backends.cudnn.benchmark = saved
 
 
+def _model_inputs(batch: int, frames: int, height: int, width: int) -> tuple:
+    """Random model inputs on the GPU: frames, first-frame sRGB and RAW metadata, and image metadata (1/64 random
+    samples) when ``frames`` is 1, else zero flow: (x, meta_srgb, meta_raw, meta_mask, flow)."""
+    x = torch.rand(batch, frames, 3, height, width, device="cuda")
+    meta_srgb, meta_raw = x[:, 0].clone(), torch.rand(batch, 3, height, width, device="cuda")
+    if frames == 1:
+        return x, meta_srgb, meta_raw, (torch.rand(batch, 1, height, width, device="cuda") < 1 / 64).float(), None
+    return x, meta_srgb, meta_raw, None, torch.zeros(batch, frames, 2, height, width, device="cuda")
+
+
 def time_model(
     name: str,
     frames: int,
@@ -302,20 +312,17 @@ def time_model(
         for module in model.modules():
             if isinstance(module, torch.nn.Conv3d):
                 module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
-    x = torch.rand(1, frames, 3, height, width, device="cuda")
-    meta_srgb, meta_raw = x[:, 0].clone(), torch.rand(1, 3, height, width, device="cuda")
-    flow = torch.zeros(1, frames, 2, height, width, device="cuda")
-    mask = None if frames > 1 else (torch.rand(1, 1, height, width, device="cuda") < 1 / 64).float()
+    x, meta_srgb, meta_raw, mask, flow = _model_inputs(1, frames, height, width)
     conv_mode = convs_per_frame(per_frame_convs) if per_frame_convs else contextlib.nullcontext()
     forward = torch.compile(model) if compile_model else model
     autocast = torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32)
     with torch.no_grad(), autocast, conv_mode, cudnn_benchmarking(cudnn_benchmark):
         torch.cuda.reset_peak_memory_stats()
         first = time.perf_counter()
-        forward(x, meta_srgb, meta_raw, meta_mask=mask, flow=flow if mask is None else None)  # compiles, autotunes
+        forward(x, meta_srgb, meta_raw, meta_mask=mask, flow=flow)  # compiles, autotunes
         torch.cuda.synchronize()
         first_s = time.perf_counter() - first
-        ms = cuda_time(lambda: forward(x, meta_srgb, meta_raw, meta_mask=mask, flow=flow if mask is None else None), 5)
+        ms = cuda_time(lambda: forward(x, meta_srgb, meta_raw, meta_mask=mask, flow=flow), 5)
     return {
         "model": name,
         "frames": frames,
@@ -341,10 +348,7 @@ def time_training_step(
     ``batch`` clips of ``frames`` frames of ``size`` x ``size`` (image metadata: 1/64 samples when ``frames`` is
     1, else the first frame's RAW), in ``dtype`` autocast; peak memory."""
     model = create_model(name, mamba_backend=backend).cuda().train()
-    x = torch.rand(batch, frames, 3, size, size, device="cuda")
-    meta_srgb, meta_raw = x[:, 0].clone(), torch.rand(batch, 3, size, size, device="cuda")
-    mask = None if frames > 1 else (torch.rand(batch, 1, size, size, device="cuda") < 1 / 64).float()
-    flow = None if mask is not None else torch.zeros(batch, frames, 2, size, size, device="cuda")
+    x, meta_srgb, meta_raw, mask, flow = _model_inputs(batch, frames, size, size)
     target = torch.rand(batch, frames, 3, size, size, device="cuda")
     autocast = torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32)
 
