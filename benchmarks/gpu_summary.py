@@ -52,6 +52,9 @@ def summarise(out: Path) -> list[str]:
                 )
             else:
                 lines.append(f"scan error {r.get('error', '')[:150]}")
+        for r in (checks.get("triton_confirm") or {}).get("forward", {}).get("settings", []):
+            times = ", ".join(f"{ms:.3f}" for ms in r["ms"])
+            lines.append(f"confirm {r['options'] or 'defaults'}: median {r['median_ms']:.3f} ms ({times})")
         lines.append(f"triton_best {checks.get('triton_best')}")
         for r in checks.get("training", []):
             if "forward_backward_ms" in r:

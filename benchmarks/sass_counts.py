@@ -48,17 +48,29 @@ def cases() -> list[tuple[str, str, dict, int, int | None]]:
     """(label, kernel name, constexpr arguments, warps, register limit or None) of every compiled case."""
     loop_forward = dict(CHUNK=256, BLOCK_D=64, BLOCK_T=64, SAVE=False, EVEN_D=True, EVEN_N=True, **FLAGS)
     out = []
-    for unroll, stages, registers in ((1, 1, None), (2, 1, None), (4, 1, None), (4, 1, 96), (4, 3, None), (4, 3, 80)):
+    for unroll, stages, registers, prefetch in (
+        (1, 1, None, 0),
+        (2, 1, None, 0),
+        (4, 1, None, 0),
+        (4, 1, 96, 0),
+        (4, 3, None, 0),
+        (4, 3, 80, 0),
+        (4, 1, None, 16),
+        (4, 1, 96, 16),
+    ):
         for final in (False, True):
-            constants = dict(loop_forward, FINAL=final, UNROLL=unroll, STAGES=stages)
+            constants = dict(loop_forward, FINAL=final, UNROLL=unroll, STAGES=stages, PREFETCH=prefetch)
             label = f"loop forward, pass {1 + final}, unrolled x{unroll}"
             label += (f", {stages} stages" if stages > 1 else "") + (f", {registers} registers" if registers else "")
+            label += f", prefetch {prefetch} ahead" if prefetch else ""
             out.append((label, "forward_loop_kernel", constants, 2, registers))
-    for block_d in (32, 8):
+    for block_d, prefetch, registers in ((32, 0, None), (8, 0, None), (64, 0, None), (64, 16, None), (64, 16, 168)):
         for final in (False, True):
-            constants = dict(CHUNK=1024, BLOCK_D=block_d, BLOCK_T=64, FINAL=final, **FLAGS)
+            constants = dict(CHUNK=1024, BLOCK_D=block_d, BLOCK_T=64, FINAL=final, PREFETCH=prefetch, **FLAGS)
             label = f"loop backward, {block_d} channels, {'gradients' if final else 'local adjoints'}"
-            out.append((label, "backward_loop_kernel", constants, max(1, block_d // 32), None))
+            label += f", prefetch {prefetch} ahead" if prefetch else ""
+            label += f", {registers} registers" if registers else ""
+            out.append((label, "backward_loop_kernel", constants, max(1, block_d // 32), registers))
     tile_backward = dict(CHUNK=1024, BLOCK_D=2, BLOCK_T=64, FINAL=True, **FLAGS)
     out.append(("tile backward, gradients", "backward_kernel", tile_backward, 4, None))
     out.append(("carry", "carry_kernel", dict(BLOCK=128, CHUNKS=16, REVERSE=False), 4, None))

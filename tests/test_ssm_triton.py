@@ -208,6 +208,12 @@ def test_triton_argument_errors(interpreter, monkeypatch):
         selective_scan_triton(**inputs, loop_stages=0)
     with pytest.raises(RawMambaError, match="argument loop_registers must be None or an integer in 32..255"):
         selective_scan_triton(**inputs, loop_registers=16)
+    with pytest.raises(RawMambaError, match="argument backward_registers must be None or an integer in 32..255"):
+        selective_scan_triton(**inputs, backward_registers=300)
+    with pytest.raises(RawMambaError, match="argument loop_prefetch must be an integer in 0..1024"):
+        selective_scan_triton(**inputs, loop_prefetch=-1)
+    with pytest.raises(RawMambaError, match="argument backward_prefetch must be an integer in 0..1024"):
+        selective_scan_triton(**inputs, backward_prefetch=2.5)
     # sequences past 32-bit offsets are refused (the limit lowered here: such tensors take 8 GiB); a token-major
     # view of u, (2, 4, 5) in a (2, 5, 8) storage, reaches offset 1 * 40 + 3 * 1 + 4 * 8 = 75
     monkeypatch.setattr(triton_scan, "_MAX_SPAN", inputs["u"].numel() - 1)
@@ -248,8 +254,13 @@ def test_triton_kernels_compile_for_sm90_without_a_gpu(optional):
         constants = {**constants, **{k: v for k, v in flags.items() if k in constants}}
         sass, _ = sass_counts.disassemble(sass_counts.compile_case(kernel, constants, warps, registers))
         # The gradient sums are fire-and-forget reductions: an atomic with Triton's default acq_rel order
-        # compiles to a GPU-wide memory barrier and an L1 invalidation around each add.
-        assert "MEMBAR" not in sass and "CCTL" not in sass, kernel
+        # compiles to a GPU-wide memory barrier and an L1 invalidation (CCTL.IVALL) around each add. Prefetches
+        # are CCTL.E.PF1 and allowed.
+        assert "MEMBAR" not in sass and "CCTL.IVALL" not in sass, kernel
+        if constants.get("PREFETCH", 0):
+            assert "CCTL.E.PF1" in sass, kernel
+        else:
+            assert "CCTL" not in sass, kernel
 
 
 def test_gpu_sweeps_name_settings_the_triton_scan_accepts():
@@ -264,6 +275,22 @@ def test_gpu_sweeps_name_settings_the_triton_scan_accepts():
         assert set(options) <= set(defaults), options
         settings = defaults | options
         triton_scan._config(16, **{name: settings[name] for name in config_arguments})
+
+
+def test_gpu_checks_confirm_settings_in_interleaved_rounds(monkeypatch):
+    # The confirmation round times every candidate once per round, in turn, and ranks them by their medians.
+    gpu_checks = _benchmark_module("gpu_checks")
+    calls, ms = [], {"a": [3.0, 1.0, 2.0], "b": [1.5, 1.6, 9.0]}
+
+    def fake_time_scan(backend, length, with_backward, token_major, name):
+        calls.append(name)
+        return {"ms": ms[name][sum(call == name for call in calls) - 1]}
+
+    monkeypatch.setattr(gpu_checks, "time_scan", fake_time_scan)
+    result = gpu_checks.confirm_forward([({"name": "a"}, True), ({"name": "b"}, False)], rounds=3)
+    assert calls == ["a", "b"] * 3
+    assert [r["median_ms"] for r in result["settings"]] == [2.0, 1.6]
+    assert result["settings"][1] == {"options": {"name": "b"}, "token_major": False, "ms": ms["b"], "median_ms": 1.6}
 
 
 def test_float64_runs_the_chunked_backend_and_matches():
@@ -295,6 +322,25 @@ def test_gpu_backend_matches_float64_reference_on_cpu(backend, length):
     for name in want:
         assert got[name].is_cuda, name
         assert_close(name, got[name].double().cpu(), want[name], dtype=torch.float32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("length", [7, 1000, 4097])
+def test_gpu_loop_kernels_prefetching_match_float64_reference(length):
+    # Prefetches take no mask: with d=4 in blocks of 8 channels and n=3 of 4 states, the padding ones must ask for
+    # real addresses; results are those of the reference (a prefetch is a hint). Channel-first inputs, then
+    # token-major ones (one line per state vector). With a register limit on the backward, as the sweep times it.
+    if "triton" not in available_backends():
+        pytest.skip("triton is not available")
+    inputs = make_inputs(length, torch.float64, optional=True, groups=None, n=3)
+    want = run_with_grads(selective_scan_reference, inputs, softplus=True)
+    options = dict(forward="loop", backward="loop", loop_block_d=8, loop_prefetch=16, backward_prefetch=16,
+                   backward_registers=168, chunk=256)  # fmt: skip
+    channel_first = {k: v.detach().float().cuda().requires_grad_() for k, v in inputs.items()}
+    for views in (channel_first, token_major(inputs, device="cuda")):
+        got = run_with_grads(lambda **kw: selective_scan_triton(**kw, **options), views, True)
+        for name in want:
+            assert_close(name, got[name].double().cpu(), want[name], dtype=torch.float32)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -76,6 +76,16 @@ LOOP_STAGES = 1
 # warps share an SM to hide the walk's load latency: unrolled x4, pass 2 takes 128 registers (16 warps per SM) and
 # compiles at 96 (21 warps) without spilling, 3% more instructions (Triton 3.6, sm_90; not yet timed)
 LOOP_REGISTERS = None
+# positions ahead that the loop forward asks for its inputs' cache lines in L1 (0: not at all): a prefetch holds no
+# register and is never waited for, so the walk's loads can find their lines in L1 however far ahead it runs, where
+# its own loads run one position ahead (not yet timed). Ignored under the interpreter (no inline assembly there).
+LOOP_PREFETCH = 0
+# the same for the loop backward's three walks (see backward_loop_kernel; not yet timed)
+BACKWARD_PREFETCH = 0
+# registers per thread the loop backward may use (None: no limit). Its gradients' pass takes 168 (12 warps per SM)
+# and 229 with prefetching (8 warps), which compiles at 168 without spilling, 7% more instructions than without
+# prefetching (Triton 3.8, sm_90, 64 channels; benchmarks/sass_counts.py; not yet timed)
+BACKWARD_REGISTERS = None
 
 
 def triton_importable() -> bool:
@@ -108,10 +118,10 @@ def _kernels():
 
 class _Config(typing.NamedTuple):
     """The kernels' sizes for one call: the forward's (``forward`` kernel, ``forward_chunk`` positions and
-    ``forward_block_d`` channels per program, ``num_warps``, ``loop_unroll``, ``loop_stages``, ``loop_registers``)
-    and the backward's (``backward`` kernel, ``chunk`` positions and ``backward_block_d`` channels per program);
-    tiles of ``block_t`` positions (the checkpoints) and ``block_n`` states (n rounded up to a power of two) for
-    both."""
+    ``forward_block_d`` channels per program, ``num_warps``, ``loop_unroll``, ``loop_stages``, ``loop_registers``,
+    ``loop_prefetch``) and the backward's (``backward`` kernel, ``chunk`` positions and ``backward_block_d``
+    channels per program, ``backward_prefetch``, ``backward_registers``); tiles of ``block_t`` positions (the
+    checkpoints) and ``block_n`` states (n rounded up to a power of two) for both."""
 
     chunk: int
     block_t: int
@@ -123,8 +133,11 @@ class _Config(typing.NamedTuple):
     loop_unroll: int
     loop_stages: int
     loop_registers: int | None
+    loop_prefetch: int
     backward: str
     backward_block_d: int
+    backward_prefetch: int
+    backward_registers: int | None
 
 
 def _config(
@@ -138,8 +151,11 @@ def _config(
     loop_unroll: int,
     loop_stages: int,
     loop_registers: int | None,
+    loop_prefetch: int,
     num_warps: int | None,
     backward: str,
+    backward_prefetch: int,
+    backward_registers: int | None,
 ) -> _Config:
     """The sizes checked: powers of two, chunk >= block_t, known kernels (num_warps None: the forward kernel's
     default)."""
@@ -167,16 +183,20 @@ def _config(
         raise RawMambaError(
             f"selective_scan_triton: argument loop_stages must be an integer in 1..8, got {loop_stages!r}"
         )
-    if loop_registers is not None and (not isinstance(loop_registers, int) or not 32 <= loop_registers <= 255):
-        raise RawMambaError(
-            f"selective_scan_triton: argument loop_registers must be None or an integer in 32..255, got "
-            f"{loop_registers!r}"
-        )
+    for name, value in (("loop_registers", loop_registers), ("backward_registers", backward_registers)):
+        if value is not None and (not isinstance(value, int) or not 32 <= value <= 255):
+            raise RawMambaError(
+                f"selective_scan_triton: argument {name} must be None or an integer in 32..255, got {value!r}"
+            )
+    for name, value in (("loop_prefetch", loop_prefetch), ("backward_prefetch", backward_prefetch)):
+        if not isinstance(value, int) or not 0 <= value <= 1024:
+            raise RawMambaError(f"selective_scan_triton: argument {name} must be an integer in 0..1024, got {value!r}")
     forward_sizes = (loop_chunk, loop_block_d) if forward == "loop" else (chunk, block_d)
     block_n = 1 << max(0, (n - 1).bit_length())
     backward_block_d = loop_block_d if backward == "loop" else block_d
     return _Config(chunk, block_t, block_n, forward, *forward_sizes, num_warps, loop_unroll, loop_stages,
-                   loop_registers, backward, backward_block_d)  # fmt: skip
+                   loop_registers, loop_prefetch, backward, backward_block_d, backward_prefetch,
+                   backward_registers)  # fmt: skip
 
 
 class _TritonScan(torch.autograd.Function):
@@ -206,7 +226,8 @@ class _TritonScan(torch.autograd.Function):
             dims += (*u.stride(), *delta.stride(), *(u if z is None else z).stride(), *y.stride(), *B.stride(),
                      *C.stride())  # fmt: skip
             flags.update(EVEN_D=(dim // groups) % block_d == 0, EVEN_N=n == block_n, UNROLL=config.loop_unroll,
-                         STAGES=config.loop_stages)  # fmt: skip
+                         STAGES=config.loop_stages,
+                         PREFETCH=0 if interpreter_enabled() else config.loop_prefetch)  # fmt: skip
         launch = {} if num_warps is None else {"num_warps": num_warps}
         if forward == "loop" and config.loop_registers is not None:
             launch["maxnreg"] = config.loop_registers
@@ -268,7 +289,11 @@ def _backward(config, softplus, u, delta, A, B, C, D, z, bias, ckpt, dy, dh_last
     outputs = (du, ddelta, dz, dA, dB, dC, dD, dbias)
     dims = (length, dim, n, dim // groups, groups, rows)
     if loop:  # the per-program scratch for the states of one tile
-        kernel, options = _kernels()["backward_loop"][grid], dict(num_warps=max(1, block_d // 32))
+        kernel = _kernels()["backward_loop"][grid]
+        prefetch = 0 if interpreter_enabled() else config.backward_prefetch
+        options = dict(num_warps=max(1, block_d // 32), PREFETCH=prefetch)
+        if config.backward_registers is not None:
+            options["maxnreg"] = config.backward_registers
         buffers = (ckpt, carry, local, decay, torch.empty(grid[0] * grid[1] * block_t * block_d * block_n, **f32))
     else:
         kernel, options, buffers = _kernels()["backward"][grid], {}, (ckpt, carry, local, decay)
@@ -330,8 +355,11 @@ def selective_scan_triton(
     loop_unroll: int = LOOP_UNROLL,
     loop_stages: int = LOOP_STAGES,
     loop_registers: int | None = LOOP_REGISTERS,
+    loop_prefetch: int = LOOP_PREFETCH,
     num_warps: int | None = None,
     backward: str = DEFAULT_BACKWARD,
+    backward_prefetch: int = BACKWARD_PREFETCH,
+    backward_registers: int | None = BACKWARD_REGISTERS,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective scan with Triton kernels; same contract as the reference. Float32 state and arithmetic for
     float32/float16/bfloat16 inputs; float64 inputs run the ``chunked`` backend instead (Triton kernels here are
@@ -351,10 +379,16 @@ def selective_scan_triton(
             software pipelining of the walk's loads, that many stages (see :data:`LOOP_STAGES`).
         loop_registers: at most this many registers per thread in the loop forward (None: no limit; see
             :data:`LOOP_REGISTERS`).
+        loop_prefetch: positions ahead that the loop forward prefetches its inputs into L1 (0: none; see
+            :data:`LOOP_PREFETCH`); a hint, same results.
         num_warps: warps per program of the forward kernel (None: one per 32 channels for the loop forward,
             Triton's default for the tile forward).
         backward: the backward kernel, ``"tile"`` or ``"loop"`` (see :data:`BACKWARD_KERNELS`); same results. The
             loop backward takes chunk, block_t and loop_block_d (one warp per 32 channels).
+        backward_prefetch: positions ahead that the loop backward prefetches its inputs into L1 (0: none; see
+            :data:`BACKWARD_PREFETCH`); a hint, same results.
+        backward_registers: at most this many registers per thread in the loop backward (None: no limit; see
+            :data:`BACKWARD_REGISTERS`).
 
     Raises:
         RawMambaError: Triton is missing, an input is not on a CUDA device (CPU tensors only with
@@ -383,7 +417,8 @@ def selective_scan_triton(
                 f"more than the kernels' 32-bit offsets reach ({_MAX_SPAN:,}); split the batch or the sequence"
             )
     config = _config(A.shape[1], chunk, block_t, block_d, forward, loop_chunk, loop_block_d, loop_unroll, loop_stages,
-                     loop_registers, num_warps, backward)  # fmt: skip
+                     loop_registers, loop_prefetch, num_warps, backward, backward_prefetch,
+                     backward_registers)  # fmt: skip
     B4 = B if B.dim() == 4 else B.unsqueeze(1)
     C4 = C if C.dim() == 4 else C.unsqueeze(1)
 

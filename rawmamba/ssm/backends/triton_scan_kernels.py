@@ -244,6 +244,40 @@ def load_position(u_row, dt_row, B_row, C_row, z_row, t, su_l, sdt_l, sB_l, sC_l
 
 
 @triton.jit
+def prefetch(pointers):
+    """Ask for the cache lines that hold ``pointers`` in L1 (PTX ``prefetch.global.L1``, SASS ``CCTL.E.PF1``, one
+    per thread): no register receives the data and nothing waits for it, so it can run many positions ahead of the
+    loads at no register cost. A hint, without effect on results; the interpreter has no inline assembly, so the
+    kernels are launched there without prefetching."""
+    tl.inline_asm_elementwise("prefetch.global.L1 [$1];", "=r,l", [pointers], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def prefetch_state_vector(first, row, t, s_n, s_l):
+    """:func:`prefetch` of a B or C vector at position ``t`` (``first``: the pointer of its first state at position
+    0, ``row``: of all its (1, BLOCK_N) states): one line from the first state when the states are adjacent
+    (token-major: 64 bytes for n=16), else every state's."""
+    if s_n == 1:
+        prefetch(first + t * s_l)
+    else:
+        prefetch(row + t * s_l)
+
+
+@triton.jit
+def prefetch_position(u_row, dt_row, B_first, B_row, C_first, C_row, z_row, t, su_l, sdt_l, sB_n, sB_l, sC_n, sC_l,
+                      sz_l, FINAL: tl.constexpr, HAS_Z: tl.constexpr):  # fmt: skip
+    """:func:`prefetch` of what :func:`load_position` loads at position ``t`` (the pointers of position 0, with
+    padding channels and states on real ones)."""
+    prefetch(u_row + t * su_l)
+    prefetch(dt_row + t * sdt_l)
+    prefetch_state_vector(B_first, B_row, t, sB_n, sB_l)
+    if FINAL:
+        prefetch_state_vector(C_first, C_row, t, sC_n, sC_l)
+        if HAS_Z:
+            prefetch(z_row + t * sz_l)
+
+
+@triton.jit
 def walk_position(h, dt_sum, t, u, raw, Bv, Cv, zv, A2, bias, Dv, y_row, sy_l, ckpt_ptr, rows, state_off, dm, dn,
                   BLOCK_T: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
                   FINAL: tl.constexpr, SAVE: tl.constexpr, EVEN_D: tl.constexpr):  # fmt: skip
@@ -326,13 +360,16 @@ def forward_loop_kernel(
     EVEN_N: tl.constexpr,
     UNROLL: tl.constexpr,
     STAGES: tl.constexpr,
+    PREFETCH: tl.constexpr,
 ):
     """:func:`forward_kernel`'s work (same results) walking the chunk one position at a time: the state is a
     (BLOCK_D, BLOCK_N) register block updated by eq. 2 at every position, with no scan tree (``log2(BLOCK_T)``
     combine levels per tile there). Any strides (``s<tensor>_<axis>``, in elements): with token-major inputs
     (stride 1 along d, as ``(b, l, d)`` tensors viewed as ``(b, d, l)``) the ``BLOCK_D`` values of one position
     are one coalesced load. STAGES 1: the loads of position t + 1 are issued before position t is computed;
-    more: plain loads, pipelined STAGES - 1 iterations ahead by Triton (through shared memory).
+    more: plain loads, pipelined STAGES - 1 iterations ahead by Triton (through shared memory). PREFETCH > 0: the
+    cache lines of position t + PREFETCH are also asked for in L1 at position t (:func:`prefetch`), so that the
+    loads find them there.
     FINAL False: the chunk's end state from zero and its decay ``exp(A sum dt)``; FINAL True: ``y`` (eq. 3, D
     skip, silu(z) gate) from the carried start state, and the state at every tile start when SAVE.
     EVEN_D (``per_group % BLOCK_D == 0``) and EVEN_N (``n == BLOCK_N``): no padding channels / states, so the
@@ -345,13 +382,22 @@ def forward_loop_kernel(
     dn = dm & nm
     u_row = u_ptr + b * su_b + d_idx * su_d  # (BD, 1) pointers; + t * s*_l per position
     dt_row = dt_ptr + b * sdt_b + d_idx * sdt_d
-    B_row = B_ptr + b * sB_b + g * sB_g + n_idx * sB_n  # (1, BN)
+    B_first = B_ptr + b * sB_b + g * sB_g  # state 0 at position 0
+    B_row = B_first + n_idx * sB_n  # (1, BN)
     state_off = (b * dim + d_idx) * n + n_idx  # (BD, BN) in one (b, d, n) slab
     A2 = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32) * LOG2E
     bias, Dv = channel_bias_and_skip(bias_ptr, D_ptr, d_idx, dm, HAS_BIAS, HAS_D)  # (BD, 1) each
-    C_row = C_ptr + b * sC_b + g * sC_g + n_idx * sC_n
+    C_first = C_ptr + b * sC_b + g * sC_g
+    C_row = C_first + n_idx * sC_n
     z_row = z_ptr + b * sz_b + d_idx * sz_d
     y_row = y_ptr + b * sy_b + d_idx * sy_d
+    # prefetches take no mask: padding channels and states ask for the lines of the last real ones
+    d_real = d_idx if EVEN_D else tl.minimum(d_idx, dim - 1)
+    n_real = n_idx if EVEN_N else tl.minimum(n_idx, n - 1)
+    u_ahead = u_ptr + b * su_b + d_real * su_d
+    dt_ahead = dt_ptr + b * sdt_b + d_real * sdt_d
+    z_ahead = z_ptr + b * sz_b + d_real * sz_d
+    B_ahead, C_ahead = B_first + n_real * sB_n, C_first + n_real * sC_n
     if FINAL:
         h = tl.load(starts_ptr + chunk * rows + state_off, mask=dn, other=0.0)
     else:
@@ -359,6 +405,10 @@ def forward_loop_kernel(
     dt_sum = tl.zeros((BLOCK_D, 1), tl.float32)
     start = chunk * CHUNK
     steps = tl.minimum(CHUNK, length - start)
+    if PREFETCH > 0:  # the positions before the walk's first prefetch
+        for k in range(0, tl.minimum(PREFETCH, steps)):
+            prefetch_position(u_ahead, dt_ahead, B_first, B_ahead, C_first, C_ahead, z_ahead, start + k, su_l,
+                              sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l, FINAL, HAS_Z)  # fmt: skip
     if STAGES == 1:
         # position `start` loaded here; each step then loads the next position (clamped to the last one, so that
         # no load needs a mask for it) before using the current one
@@ -366,6 +416,10 @@ def forward_loop_kernel(
                                                   sC_l, sz_l, dm, nm, EVEN_D, EVEN_N, FINAL, HAS_Z)  # fmt: skip
         for k in tl.range(0, steps, loop_unroll_factor=UNROLL):
             t = start + k
+            if PREFETCH > 0:
+                prefetch_position(u_ahead, dt_ahead, B_first, B_ahead, C_first, C_ahead, z_ahead,
+                                  tl.minimum(t + PREFETCH, length - 1), su_l, sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l,
+                                  FINAL, HAS_Z)  # fmt: skip
             u, raw, Bv, Cv, zv = u_n, raw_n, B_n, C_n, z_n
             t_next = tl.minimum(t + 1, length - 1)
             u_n, raw_n, B_n, C_n, z_n = load_position(u_row, dt_row, B_row, C_row, z_row, t_next, su_l, sdt_l,
@@ -377,6 +431,10 @@ def forward_loop_kernel(
     else:
         for k in tl.range(0, steps, loop_unroll_factor=UNROLL, num_stages=STAGES):
             t = start + k
+            if PREFETCH > 0:
+                prefetch_position(u_ahead, dt_ahead, B_first, B_ahead, C_first, C_ahead, z_ahead,
+                                  tl.minimum(t + PREFETCH, length - 1), su_l, sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l,
+                                  FINAL, HAS_Z)  # fmt: skip
             u, raw, Bv, Cv, zv = load_position(u_row, dt_row, B_row, C_row, z_row, t, su_l, sdt_l, sB_l, sC_l,
                                                sz_l, dm, nm, EVEN_D, EVEN_N, FINAL, HAS_Z)  # fmt: skip
             h, dt_sum = walk_position(h, dt_sum, t, u, raw, Bv, Cv, zv, A2, bias, Dv, y_row, sy_l, ckpt_ptr,
@@ -572,6 +630,24 @@ def backward_kernel(
 
 
 @triton.jit
+def prefetch_rewalk_inputs(u_ptr, dt_ptr, B_ptr, seq, bc_first, t, dim, bc_step):
+    """:func:`prefetch` of what the loop backward's rewalk loads at position ``t``: u and delta ((b, l, d), ``seq``
+    the channels' offsets) and B ((b, l, g, n), the line of its first state, which holds all 16 of n=16)."""
+    prefetch(u_ptr + seq + t * dim)
+    prefetch(dt_ptr + seq + t * dim)
+    prefetch(B_ptr + bc_first + t * bc_step)
+
+
+@triton.jit
+def prefetch_adjoint_inputs(dy_ptr, z_ptr, C_ptr, seq, bc_first, t, dim, bc_step, HAS_Z: tl.constexpr):
+    """:func:`prefetch` of dy, z and C at position ``t`` (what the adjoint needs besides the rewalk's inputs)."""
+    prefetch(dy_ptr + seq + t * dim)
+    if HAS_Z:
+        prefetch(z_ptr + seq + t * dim)
+    prefetch(C_ptr + bc_first + t * bc_step)
+
+
+@triton.jit
 def backward_loop_kernel(
     u_ptr,
     dt_ptr,
@@ -610,6 +686,7 @@ def backward_loop_kernel(
     HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     FINAL: tl.constexpr,
+    PREFETCH: tl.constexpr,
 ):
     """:func:`backward_kernel`'s work (same results) walking the chunk one position at a time, like
     :func:`forward_loop_kernel`: each thread holds one channel's states, adjoints and dA sums in registers.
@@ -622,7 +699,13 @@ def backward_loop_kernel(
     tile of BLOCK_T positions is first walked forwards from its checkpoint, its states written to this program's
     (BLOCK_T, BLOCK_D, BLOCK_N) scratch area, which the backward walk through the tile then reads. ``a_t h_{t-1}`` is
     taken as ``h_t - dt_t u_t B_t`` as in :func:`backward_kernel`. dB and dC sum over the block's channels and are
-    added atomically (one add per block of channels)."""
+    added atomically (one add per block of channels).
+
+    PREFETCH > 0 (:func:`prefetch`, positions ahead in each walk's direction): the local adjoints' walk asks for the
+    inputs of position t - PREFETCH at t. In the gradients' pass, the rewalk asks for its own inputs PREFETCH
+    positions ahead and for the backward walk's (dy, C, z) of the position it reaches; the backward walk for the
+    scratch states PREFETCH positions ahead and, in its first PREFETCH steps, for the first positions of the next
+    rewalk (the tile before)."""
     chunk, pid = tl.program_id(0), tl.program_id(1)
     b, g, d_idx = block_channels(pid, per_group, groups, dim, BLOCK_D)
     d_idx = d_idx[:, None]  # (BD, 1); dim marks padding channels
@@ -631,8 +714,10 @@ def backward_loop_kernel(
     dm, nm = d_idx < dim, n_idx < n
     dn = dm & nm
     seq = b.to(tl.int64) * length * dim + d_idx  # (BD, 1); + t * dim: (b, l, d)
+    seq_ahead = seq + (tl.minimum(d_idx, dim - 1) - d_idx)  # for prefetches (no mask): padding asks for the last
     bc = (b.to(tl.int64) * length * groups + g) * n + n_idx  # (1, BN); + t * groups * n: (b, l, g, n)
     bc_step = groups * n
+    bc_first = b.to(tl.int64) * length * groups * n + g * n  # state 0 of (b, 0, g, :)
     state_off = (b * dim + d_idx) * n + n_idx  # (BD, BN) in one (b, d, n) slab
     A = tl.load(A_ptr + d_idx * n + n_idx, mask=dn, other=0.0).to(tl.float32)  # exp(dt A) = 2^((dt log2 e) A)
     bias, Dv = channel_bias_and_skip(bias_ptr, D_ptr, d_idx, dm, HAS_BIAS, HAS_D)
@@ -650,12 +735,20 @@ def backward_loop_kernel(
         scratch = scratch_ptr + (chunk * tl.num_programs(1) + pid).to(tl.int64) * (BLOCK_T * BLOCK_D * BLOCK_N)
         scratch = scratch + d_block * BLOCK_N + n_idx  # (BD, BN); + i * BLOCK_D * BLOCK_N for position i of a tile
         tiles = tl.cdiv(end - start, BLOCK_T)
+        if PREFETCH > 0:  # the first positions of the first rewalk (the last tile)
+            for i in range(0, PREFETCH):
+                t = tl.minimum(start + (tiles - 1) * BLOCK_T + i, end - 1)
+                prefetch_rewalk_inputs(u_ptr, dt_ptr, B_ptr, seq_ahead, bc_first, t, dim, bc_step)
         for kk in range(0, tiles):
             t0 = start + (tiles - 1 - kk) * BLOCK_T
             count = tl.minimum(BLOCK_T, end - t0)
             h = tl.load(ckpt_ptr + (t0 // BLOCK_T) * rows + state_off, mask=dn, other=0.0)
             for i in range(0, count):  # the tile's states, forwards from its checkpoint (eq. 2)
                 t = t0 + i
+                if PREFETCH > 0:
+                    ahead = tl.minimum(t + PREFETCH, t0 + count - 1)
+                    prefetch_rewalk_inputs(u_ptr, dt_ptr, B_ptr, seq_ahead, bc_first, ahead, dim, bc_step)
+                    prefetch_adjoint_inputs(dy_ptr, z_ptr, C_ptr, seq_ahead, bc_first, t, dim, bc_step, HAS_Z)
                 u = tl.load(u_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
                 raw = tl.load(dt_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
                 Bv = tl.load(B_ptr + bc + t * bc_step, mask=nm, other=0.0).to(tl.float32)
@@ -664,6 +757,11 @@ def backward_loop_kernel(
                 tl.store(scratch + i * (BLOCK_D * BLOCK_N), h)
             for i in range(0, count):  # backwards through the tile
                 t = t0 + count - 1 - i
+                if PREFETCH > 0:
+                    prefetch(scratch + tl.maximum(count - 1 - i - PREFETCH, 0) * (BLOCK_D * BLOCK_N))
+                    if i < PREFETCH and t0 > start:  # the next rewalk's first positions
+                        before = t0 - BLOCK_T + i
+                        prefetch_rewalk_inputs(u_ptr, dt_ptr, B_ptr, seq_ahead, bc_first, before, dim, bc_step)
                 h = tl.load(scratch + (count - 1 - i) * (BLOCK_D * BLOCK_N))
                 u = tl.load(u_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
                 raw = tl.load(dt_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
@@ -699,6 +797,10 @@ def backward_loop_kernel(
         dt_sum = tl.zeros((BLOCK_D, 1), tl.float32)
         for k in range(0, end - start):
             t = end - 1 - k
+            if PREFETCH > 0:
+                ahead = tl.maximum(t - PREFETCH, start)
+                prefetch_adjoint_inputs(dy_ptr, z_ptr, C_ptr, seq_ahead, bc_first, ahead, dim, bc_step, HAS_Z)
+                prefetch(dt_ptr + seq_ahead + ahead * dim)
             raw = tl.load(dt_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
             dy = tl.load(dy_ptr + seq + t * dim, mask=dm, other=0.0).to(tl.float32)
             Cv = tl.load(C_ptr + bc + t * bc_step, mask=nm, other=0.0).to(tl.float32)
