@@ -2,10 +2,12 @@
 # GPU checks and timings in under 5 minutes on one H100:
 #   1. benchmarks/gpu_checks.py: rawmamba_base on 5 frames of 1440x640 in bf16 with the shipped defaults first;
 #      chunked / triton (both forward kernels, both backward kernels, bf16, token-major) / mamba_ssm against the
-#      float64 CPU reference; scan forward and forward+backward timings; a sweep of the Triton forward kernels
-#      whose fastest setting becomes the backend "triton_best"; forward+backward with each backward kernel
-#      (tile, loop); the other model cases (SKIP_MODELS=1: the scan part only);
-#   2. the GPU tests of tests/test_ssm*.py (SKIP_PYTEST=1 skips them).
+#      float64 CPU reference; scan forward and forward+backward timings; a sweep of the loop forward's settings
+#      whose fastest (confirmed against the defaults in interleaved rounds) becomes the backend "triton_best";
+#      forward+backward with each backward kernel setting; training steps; the other model cases (SKIP_MODELS=1:
+#      the scan part only);
+#   2. gpu_checks.py --lookback: the one-launch forward, checked and timed in its own process;
+#   3. the GPU tests of tests/test_ssm*.py (SKIP_PYTEST=1 skips them).
 # Optional: CONV_PATHS=1 adds benchmarks/conv_paths_cuda.py (each conv of rawmamba_base on the video, timed
 # along every path; about 30 s); VARIANTS=1 the conv variants of gpu_checks.py (--variants); PROFILE=1 a
 # torch.profiler table of rawmamba_base on the video in bf16 (cudnn.benchmark on; about 1 more minute);
@@ -13,8 +15,8 @@
 # Needs python3 with torch (CUDA, with its bundled triton); pytest is optional; no network.
 #   OUT=/tmp/out bash benchmarks/gpu.sh
 # On a copy of the tree whose git metadata may lag behind, give the commit: RAWMAMBA_COMMIT=abc1234 (recorded as is).
-# Writes to $OUT: env.txt, pytest_gpu.log, gpu_checks.json/.log, conv_paths.json/.log (profile_base_video_bf16.txt,
-# gpu_compile.json/.log).
+# Writes to $OUT: env.txt, pytest_gpu.log, gpu_checks.json/.log, gpu_lookback.json/.log, conv_paths.json/.log
+# (profile_base_video_bf16.txt, gpu_compile.json/.log).
 set -uo pipefail
 OUT=${OUT:-out}
 mkdir -p "$OUT"
@@ -28,13 +30,17 @@ s.get_backend('auto', device_type='cuda').name)"
 ARGS=(--out "$OUT/gpu_checks.json")
 [[ -n "${SKIP_MODELS:-}" ]] && ARGS+=(--skip-models)
 [[ -n "${VARIANTS:-}" ]] && ARGS+=(--variants)
-timeout "${CHECKS_TIMEOUT:-250}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" > "$OUT/gpu_checks.log" 2>&1
+timeout "${CHECKS_TIMEOUT:-210}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" > "$OUT/gpu_checks.log" 2>&1
 echo "gpu_checks exit status $? (124: timed out; the JSON then holds what was done)"
 grep -v "^model\|^scan\|^triton_sweep" "$OUT/gpu_checks.log" | tail -n 20
+# the one-launch forward in a process of its own: its chunks wait on each other through memory
+timeout "${LOOKBACK_TIMEOUT:-45}" python3 benchmarks/gpu_checks.py --lookback --out "$OUT/gpu_lookback.json" \
+    > "$OUT/gpu_lookback.log" 2>&1
+echo "gpu_checks --lookback exit status $? (124: timed out)"
 if [[ -n "${SKIP_PYTEST:-}" ]]; then
     echo "GPU tests skipped (SKIP_PYTEST)" | tee "$OUT/pytest_gpu.log"
 elif python3 -c "import pytest" 2>/dev/null; then
-    timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_ssm.py tests/test_ssm_triton.py -k "gpu" \
+    timeout 75 python3 -m pytest -q -p no:cacheprovider tests/test_ssm.py tests/test_ssm_triton.py -k "gpu" \
         2>&1 | tail -n 40 | tee "$OUT/pytest_gpu.log"
 else
     echo "pytest not installed: GPU tests skipped (gpu_checks.py still compares against the reference)" \

@@ -55,28 +55,37 @@ GPU_BACKENDS = ("chunked", "triton", "mamba_ssm")
 # limits that let more warps share an SM (loop_registers), and L1 prefetches some positions ahead (loop_prefetch).
 TRITON_SWEEP = [
     (
-        dict(forward="loop", loop_chunk=c, loop_block_d=d, num_warps=w, loop_unroll=4, loop_stages=s)
+        dict(forward=forward, loop_chunk=c, loop_block_d=d, num_warps=w, loop_unroll=4, loop_stages=s)
         | ({"loop_registers": registers} if registers else {})
         | ({"loop_prefetch": prefetch} if prefetch else {}),
         True,
     )
-    for c, d, w, s, registers, prefetch in (
-        (128, 64, 2, 1, None, 0),
-        (256, 32, 1, 1, None, 0),
-        (256, 64, 2, 1, 96, 0),
-        (256, 64, 2, 1, 80, 0),
-        (256, 64, 2, 2, None, 0),
-        (256, 64, 2, 3, None, 0),
-        (256, 64, 2, 4, None, 0),
-        (256, 64, 2, 3, 80, 0),
-        (256, 64, 2, 1, None, 8),
-        (256, 64, 2, 1, None, 16),
-        (256, 64, 2, 1, None, 32),
-        (256, 64, 2, 1, 96, 16),
-        (128, 64, 2, 1, None, 16),
-        (256, 32, 1, 1, None, 16),
+    for forward, c, d, w, s, registers, prefetch in (
+        ("loop", 128, 64, 2, 1, None, 0),
+        ("loop", 256, 32, 1, 1, None, 0),
+        ("loop", 256, 64, 2, 1, 96, 0),
+        ("loop", 256, 64, 2, 1, 80, 0),
+        ("loop", 256, 64, 2, 2, None, 0),
+        ("loop", 256, 64, 2, 3, None, 0),
+        ("loop", 256, 64, 2, 4, None, 0),
+        ("loop", 256, 64, 2, 3, 80, 0),
+        ("loop", 256, 64, 2, 1, None, 8),
+        ("loop", 256, 64, 2, 1, None, 16),
+        ("loop", 256, 64, 2, 1, None, 32),
+        ("loop", 256, 64, 2, 1, 96, 16),
+        ("loop", 128, 64, 2, 1, None, 16),
+        ("loop", 256, 32, 1, 1, None, 16),
     )
 ]
+# Settings of the one-launch forward (forward="lookback", token-major inputs), checked and timed in a process of
+# their own (--lookback: its chunks wait for each other through flags in memory, and a fault there must not stop the
+# other checks). Unlimited it takes 160 registers, 128 without spilling in its walks (Triton 3.8, sm_90).
+LOOKBACK_SWEEP = [
+    dict(forward="lookback", loop_chunk=c, loop_registers=registers)
+    | ({"loop_prefetch": prefetch} if prefetch else {})
+    for c, registers, prefetch in ((256, 128, 0), (256, None, 0), (128, 128, 0), (256, 128, 16))
+]
+
 # the fastest sweep settings, timed again with the defaults in this many interleaved rounds before one is chosen:
 # one timing of a setting varies by about 10% on a shared machine, as much as the settings differ
 CONFIRM_SETTINGS, CONFIRM_ROUNDS = 3, 3
@@ -421,6 +430,12 @@ def main() -> None:
         help="only rawmamba_base on the video in bf16 under torch.compile (cudnn.benchmark on)",
     )
     parser.add_argument(
+        "--lookback",
+        action="store_true",
+        help="only the one-launch forward (forward='lookback'): correctness, agreement with the two-pass forward at "
+        "L=288,000 over repeated runs, and its settings against the defaults in interleaved rounds",
+    )
+    parser.add_argument(
         "--triton-best",
         type=json.loads,
         default=None,
@@ -455,6 +470,9 @@ def main() -> None:
             backend = "triton_best"
         record.data["triton_best"] = args.triton_best
         record.model("rawmamba_base", *video, torch.bfloat16, backend, cudnn_benchmark=True, compile_model=True)
+        return
+    if args.lookback:  # in its own process: see LOOKBACK_SWEEP
+        check_lookback(record)
         return
     if not args.skip_models:  # the issue's target first, with the defaults: rawmamba_base, 5 x 1440x640, bf16
         record.model("rawmamba_base", *video, torch.bfloat16)
@@ -525,6 +543,38 @@ def main() -> None:
     for name, size, dtype in cases:
         for backend in (None, "triton_best") if new_best else (None,):  # None: the automatic backend
             record.model(name, *size, dtype, backend)
+
+
+def lookback_agreement(options: dict, repeats: int = 5) -> dict:
+    """Largest difference, relative to the output's largest magnitude, between the one-launch forward with
+    ``options`` and the two-pass forward (the defaults) at d=192, n=16, L=288,000 on token-major inputs, over
+    ``repeats`` runs: with 1,125 chunks of 3 channel blocks in flight together, a chunk that read a state before it
+    was published would show here, as an error far above float32 rounding (the carries compose in another order)."""
+    generator = torch.Generator().manual_seed(1)
+    u, delta, a, b, c, d, z, bias = _inputs(1, 192, 16, 288_000, "cuda", torch.float32, generator, token_major=True)
+    kwargs = dict(D=d, z=z, delta_bias=bias, delta_softplus=True, return_last_state=True)
+    with torch.no_grad():
+        want, want_last = selective_scan_triton(u, delta, a, b, c, **kwargs)
+        errors, last_errors = [], []
+        for _ in range(repeats):
+            got, last = selective_scan_triton(u, delta, a, b, c, **kwargs, **options)
+            errors.append(float((got - want).abs().max() / want.abs().max()))
+            last_errors.append(float((last - want_last).abs().max() / want_last.abs().max()))
+    return {"options": options, "output": errors, "last_state": last_errors}
+
+
+def check_lookback(record: Record) -> None:
+    """The one-launch forward (:data:`LOOKBACK_SWEEP`): against the float64 reference, against the two-pass forward at
+    scale, then each setting and the defaults timed forward at L=288,000 in interleaved rounds."""
+    record.data["lookback"] = {}
+    best = LOOKBACK_SWEEP[0]
+    register_backend("triton_lookback", functools.partial(selective_scan_triton, **best), triton_available,
+                     token_major=True)  # fmt: skip
+    record.run("correctness", "triton_lookback", check_correctness, "triton_lookback", token_major=True)
+    record.run("lookback", "agreement", lookback_agreement, best)
+    candidates = [(options, True) for options in LOOKBACK_SWEEP] + [({}, True)]
+    record.run("triton_confirm", "lookback", confirm_forward, candidates, CONFIRM_ROUNDS)
+    record.run("scan", "scan", time_scan, "triton", 288_000, token_major=True, **best)  # forward+backward too
 
 
 def model_agreement(backend: str, reference_backend: str = "chunked") -> float:

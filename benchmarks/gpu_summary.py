@@ -30,40 +30,53 @@ def model_label(entry: dict) -> str:
     )
 
 
+def summarise_checks(checks: dict | None) -> list[str]:
+    """The lines of one JSON of ``gpu_checks.py`` (the main run, or its --lookback run)."""
+    lines = []
+    if not checks:
+        return lines
+    lines.append(f"commit {checks['commit']}  torch {checks['torch']}  {checks['device']}")
+    for name, worst in checks["correctness"].items():
+        if isinstance(worst, dict):  # the worst gradient only (per_input has each one)
+            worst = {key: value for key, value in worst.items() if key not in ("per_input", "elapsed_s")}
+        lines.append(f"correct {name}: " + json.dumps(worst)[:150])
+    for r in checks["scan"] + checks["triton_sweep"] + checks.get("backward_sweep", []):
+        if "ms" in r:
+            fb = r["forward_backward_ms"]
+            layout = " token-major" if r.get("token_major") else ""
+            layout += " without z" if r.get("gated") is False else ""
+            dtype = r.get("dtype", "float32").split(".")[-1]
+            lines.append(
+                f"scan {r['backend']} {r['options']}{layout} {dtype} L={r['L']}: {r['ms']:.3f} ms"
+                + (f", f+b {fb:.2f} ms" if fb else "")
+                + f", {r['ms'] / r['floor_ms']:.1f}x floor"
+            )
+        else:
+            lines.append(f"scan error {r.get('error', '')[:150]}")
+    for section, confirm in (checks.get("triton_confirm") or {}).items():  # forward, lookback
+        for r in confirm.get("settings", []):
+            times = ", ".join(f"{ms:.3f}" for ms in r["ms"])
+            lines.append(f"confirm {section} {r['options'] or 'defaults'}: median {r['median_ms']:.3f} ms ({times})")
+        if "error" in confirm:
+            lines.append(f"confirm {section} error {confirm['error'][:150]}")
+    for name, entry in (checks.get("lookback") or {}).items():
+        lines.append(f"lookback {name}: " + json.dumps(entry)[:200])
+    lines.append(f"triton_best {checks.get('triton_best')}")
+    for r in checks.get("training", []):
+        if "forward_backward_ms" in r:
+            lines.append(
+                f"training {r['model']} {r['batch']}x{r['frames']}x{r['size']}^2 {r['dtype'].split('.')[-1]} "
+                f"{r['scan_backend']}: {r['forward_backward_ms']:.1f} ms, {r['peak_gib']:.2f} GiB"
+            )
+        else:
+            lines.append(f"training error {r.get('error', '')[:150]}")
+    return lines
+
+
 def summarise(out: Path) -> list[str]:
     lines = []
-    checks = load(out / "gpu_checks.json")
-    if checks:
-        lines.append(f"commit {checks['commit']}  torch {checks['torch']}  {checks['device']}")
-        for name, worst in checks["correctness"].items():
-            if isinstance(worst, dict):  # the worst gradient only (per_input has each one)
-                worst = {key: value for key, value in worst.items() if key not in ("per_input", "elapsed_s")}
-            lines.append(f"correct {name}: " + json.dumps(worst)[:150])
-        for r in checks["scan"] + checks["triton_sweep"] + checks.get("backward_sweep", []):
-            if "ms" in r:
-                fb = r["forward_backward_ms"]
-                layout = " token-major" if r.get("token_major") else ""
-                layout += " without z" if r.get("gated") is False else ""
-                dtype = r.get("dtype", "float32").split(".")[-1]
-                lines.append(
-                    f"scan {r['backend']} {r['options']}{layout} {dtype} L={r['L']}: {r['ms']:.3f} ms"
-                    + (f", f+b {fb:.2f} ms" if fb else "")
-                    + f", {r['ms'] / r['floor_ms']:.1f}x floor"
-                )
-            else:
-                lines.append(f"scan error {r.get('error', '')[:150]}")
-        for r in (checks.get("triton_confirm") or {}).get("forward", {}).get("settings", []):
-            times = ", ".join(f"{ms:.3f}" for ms in r["ms"])
-            lines.append(f"confirm {r['options'] or 'defaults'}: median {r['median_ms']:.3f} ms ({times})")
-        lines.append(f"triton_best {checks.get('triton_best')}")
-        for r in checks.get("training", []):
-            if "forward_backward_ms" in r:
-                lines.append(
-                    f"training {r['model']} {r['batch']}x{r['frames']}x{r['size']}^2 {r['dtype'].split('.')[-1]} "
-                    f"{r['scan_backend']}: {r['forward_backward_ms']:.1f} ms, {r['peak_gib']:.2f} GiB"
-                )
-            else:
-                lines.append(f"training error {r.get('error', '')[:150]}")
+    for name in ("gpu_checks.json", "gpu_lookback.json"):
+        lines += summarise_checks(load(out / name))
     for name in ("gpu_checks.json", "gpu_compile.json"):
         for entry in (load(out / name) or {}).get("models", []):
             if "ms" in entry:

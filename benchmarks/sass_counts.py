@@ -46,7 +46,8 @@ FLAGS = dict(BLOCK_N=STATE, SOFTPLUS=True, HAS_D=True, HAS_Z=True, HAS_BIAS=True
 
 def cases() -> list[tuple[str, str, dict, int, int | None]]:
     """(label, kernel name, constexpr arguments, warps, register limit or None) of every compiled case."""
-    loop_forward = dict(CHUNK=256, BLOCK_D=64, BLOCK_T=64, SAVE=False, EVEN_D=True, EVEN_N=True, **FLAGS)
+    loop_forward = dict(CHUNK=256, BLOCK_D=64, BLOCK_T=64, SAVE=False, EVEN_D=True, EVEN_N=True, LOOKBACK=False,
+                        **FLAGS)  # fmt: skip
     out = []
     for unroll, stages, registers, prefetch in (
         (1, 1, None, 0),
@@ -64,6 +65,11 @@ def cases() -> list[tuple[str, str, dict, int, int | None]]:
             label += (f", {stages} stages" if stages > 1 else "") + (f", {registers} registers" if registers else "")
             label += f", prefetch {prefetch} ahead" if prefetch else ""
             out.append((label, "forward_loop_kernel", constants, 2, registers))
+    lookback = dict(loop_forward, FINAL=True, UNROLL=4, STAGES=1, PREFETCH=0, LOOKBACK=True)
+    for registers in (None, 128):
+        label = "loop forward in one launch (look-back), unrolled x4"
+        label += f", {registers} registers" if registers else ""
+        out.append((label, "forward_loop_kernel", lookback, 2, registers))
     for block_d, prefetch, registers in ((32, 0, None), (8, 0, None), (64, 0, None), (64, 16, None), (64, 16, 168)):
         for final in (False, True):
             constants = dict(CHUNK=1024, BLOCK_D=block_d, BLOCK_T=64, FINAL=final, PREFETCH=prefetch, **FLAGS)
@@ -85,8 +91,9 @@ def compile_case(kernel_name: str, constants: dict, warps: int, registers: int |
     for index, name in enumerate(kernel.arg_names):
         if name in constants:
             signature[name], constexprs[(index,)] = "constexpr", constants[name]
-        elif name.endswith("_ptr"):
-            signature[name], attributes[(index,)] = "*fp32", [["tt.divisibility", 16]]
+        elif name.endswith("_ptr"):  # float32 tensors but the look-back's counter and flags
+            signature[name] = "*i32" if name == "flags_ptr" else "*fp32"
+            attributes[(index,)] = [["tt.divisibility", 16]]
         elif SIZES[name] == 1:
             signature[name], constexprs[(index,)] = "constexpr", 1
         else:

@@ -72,10 +72,13 @@ def as_float32(inputs: dict) -> dict:
     [(1, True, None), (7, False, 2), (45, True, 2), (45, False, None)],
     ids=["L1-all", "L7-required-g2", "L45-all-g2", "L45-required"],
 )
-@pytest.mark.parametrize("forward,backward", [("tile", "tile"), ("loop", "tile"), ("loop", "loop")])
+@pytest.mark.parametrize(
+    "forward,backward", [("tile", "tile"), ("loop", "tile"), ("loop", "loop"), ("lookback", "loop")]
+)
 def test_triton_interpreted_matches_reference(interpreter, length, optional, groups, forward, backward):
     # chunk 16 and tile 8: 45 positions cross chunk and tile boundaries and end in a partial tile; the backward
-    # starts from the tile checkpoints that either forward kernel saved.
+    # starts from the tile checkpoints that any forward kernel saved. The interpreter runs programs one after the
+    # other, so the look-back finds every earlier chunk's state published (its other path: the next test).
     inputs = make_inputs(length, torch.float64, optional, groups)
     want = run_with_grads(selective_scan_reference, inputs, softplus=optional)
     got = run_with_grads(
@@ -87,6 +90,35 @@ def test_triton_interpreted_matches_reference(interpreter, length, optional, gro
     for name in want:
         assert got[name].dtype == torch.float32, name
         assert_close(name, got[name].double(), want[name], dtype=torch.float32)
+
+
+@requires_triton
+@pytest.mark.parametrize("early_flag", [2, 1], ids=["stops-at-a-finished-chunk", "composes-back-to-the-start"])
+def test_triton_look_back_composes_the_chunks_before(interpreter, early_flag):
+    # Chunks 0-4 of channel block 1 of 2 (block 0's flags in between): chunk 4 looks back over chunks 3 and 2,
+    # which published only their own end states from zero and decays (flag 1), to chunk 1, which published the state
+    # after it (flag 2); or, with chunks 0-1 flagged 1 too, down to the sequence start. A launch of the kernel cannot
+    # take this path in the interpreter, whose programs run one after the other.
+    try:
+        probe = importlib.import_module("triton_look_back_probe").look_back_probe
+    finally:
+        sys.modules.pop("triton_look_back_probe", None)  # bound to the interpreted kernels module
+    generator = torch.Generator().manual_seed(0)
+    block_d, block_n, chunks = 2, 4, 5
+    rows = 2 * block_d * block_n
+    local, inclusive = (torch.randn(chunks, rows, generator=generator) for _ in range(2))
+    decay = torch.rand(chunks, rows, generator=generator)
+    flags = torch.zeros(1 + chunks * 2, dtype=torch.int32)
+    flags[1::2] = 7  # block 0's: never read
+    flags[2::2] = torch.tensor([early_flag, early_flag, 1, 1, 0], dtype=torch.int32)
+    out = torch.zeros(rows)
+    probe[(1,)](flags, local, decay, inclusive, out, 4, 1, 2, rows, BD=block_d, BN=block_n)
+    # the state after chunk 1: as published, or from zero through chunks 0 and 1; then through chunks 2 and 3
+    want = inclusive[1] if early_flag == 2 else local[1] + decay[1] * local[0]
+    for j in (2, 3):
+        want = local[j] + decay[j] * want
+    torch.testing.assert_close(out[rows // 2 :], want[rows // 2 :])
+    assert torch.equal(out[: rows // 2], torch.zeros(rows // 2))
 
 
 @requires_triton
@@ -255,7 +287,10 @@ def test_triton_kernels_compile_for_sm90_without_a_gpu(optional):
         sass, _ = sass_counts.disassemble(sass_counts.compile_case(kernel, constants, warps, registers))
         # The gradient sums are fire-and-forget reductions: an atomic with Triton's default acq_rel order
         # compiles to a GPU-wide memory barrier and an L1 invalidation (CCTL.IVALL) around each add. Prefetches
-        # are CCTL.E.PF1 and allowed.
+        # are CCTL.E.PF1 and allowed. The one-launch forward needs its release and acquire (once per chunk).
+        if constants.get("LOOKBACK"):
+            assert "MEMBAR" in sass and "CCTL.IVALL" in sass, kernel
+            continue
         assert "MEMBAR" not in sass and "CCTL.IVALL" not in sass, kernel
         if constants.get("PREFETCH", 0):
             assert "CCTL.E.PF1" in sass, kernel
@@ -270,6 +305,7 @@ def test_gpu_sweeps_name_settings_the_triton_scan_accepts():
     defaults = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
     config_arguments = list(inspect.signature(triton_scan._config).parameters)[1:]  # all but n
     sweeps = [options for options, _ in gpu_checks.TRITON_SWEEP] + gpu_checks.BACKWARD_SWEEP
+    sweeps += gpu_checks.LOOKBACK_SWEEP
     assert len(sweeps) > 10
     for options in sweeps:
         assert set(options) <= set(defaults), options
@@ -344,16 +380,43 @@ def test_gpu_loop_kernels_prefetching_match_float64_reference(length):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("backward", ["tile", "loop"])
+@pytest.mark.parametrize("forward,backward", [("loop", "tile"), ("loop", "loop"), ("lookback", "loop")])
 @pytest.mark.parametrize("length", [7, 1000, 4097])
-def test_gpu_loop_forward_on_token_major_inputs_matches_float64_reference(length, backward):
+def test_gpu_loop_forward_on_token_major_inputs_matches_float64_reference(length, forward, backward):
     if "triton" not in available_backends():
         pytest.skip("triton is not available")
     inputs = make_inputs(length, torch.float64, optional=True, groups=None)
     want = run_with_grads(selective_scan_reference, inputs, softplus=True)
     views = token_major(inputs, device="cuda")
     assert views["u"].stride(1) == 1 and views["u"].is_cuda
-    got = run_with_grads(lambda **kw: selective_scan_triton(**kw, forward="loop", backward=backward), views, True)
+    got = run_with_grads(lambda **kw: selective_scan_triton(**kw, forward=forward, backward=backward), views, True)
     for name in want:
         assert got[name].is_cuda, name
         assert_close(name, got[name].double().cpu(), want[name], dtype=torch.float32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_lookback_forward_agrees_with_two_pass_forward_with_many_chunks_in_flight():
+    # 1,024 chunks of 16 positions for each of 2 x 12 (batch item, block of 8 channels): 24,576 programs that wait
+    # on each other through flags in memory. A chunk that read a state before it was published would differ far
+    # beyond float32 rounding (the two forwards compose the carries in different orders); repeated, since a race
+    # need not show every time.
+    if "triton" not in available_backends():
+        pytest.skip("triton is not available")
+    generator = torch.Generator().manual_seed(3)
+    batch, dim, n, length = 2, 96, 16, 16_384
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=generator).cuda()
+
+    u, z = rand(batch, length, dim).transpose(1, 2), rand(batch, length, dim).transpose(1, 2)
+    delta = (rand(batch, length, dim) * 0.5 - 1).transpose(1, 2)
+    A = -torch.rand(dim, n, generator=generator).cuda() - 0.5
+    B, C = rand(batch, length, n).transpose(1, 2), rand(batch, length, n).transpose(1, 2)
+    kwargs = dict(D=rand(dim), z=z, delta_bias=rand(dim) * 0.1, delta_softplus=True, return_last_state=True,
+                  loop_chunk=16, loop_block_d=8)  # fmt: skip
+    want, want_last = selective_scan_triton(u, delta, A, B, C, **kwargs, forward="loop")
+    for _ in range(5):
+        got, last = selective_scan_triton(u, delta, A, B, C, **kwargs, forward="lookback")
+        assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+        assert (last - want_last).abs().max() <= 1e-5 * want_last.abs().max()

@@ -14,7 +14,9 @@ it, the state at every tile start (the checkpoints, (b, d, ceil(l / block_t), n)
 (block_d, n) state in registers, one warp per program, instead of the tiles' scan tree; same results and
 checkpoints. It reads its inputs through their strides, without copies: token-major inputs (stride 1 along d
 and n, as :class:`rawmamba.models.bimamba.BiMamba` makes them for a ``token_major`` backend) give coalesced
-loads of the ``block_d`` channels of one position, and ``y`` is then token-major too.
+loads of the ``block_d`` channels of one position, and ``y`` is then token-major too. ``forward="lookback"``
+runs the loop kernel's (1) and (3) in one launch, each program getting its chunk's start state in between from
+the chunks before it (decoupled look-back through flags in memory) instead of (2).
 
 Backward, three launches mirroring the forward, in reverse time: the adjoint ``g_t = dL/dh_t`` obeys
 ``g_t = C_t ds_t + a_{t+1} g_{t+1}``; (1) local adjoints per chunk, (2) carry across chunks in reverse,
@@ -50,7 +52,11 @@ DEFAULT_BLOCK_D = 2
 # chunk 1024 and 32 channels per program 2.11 ms; chunk 256 and 64 channels 1.76 ms, unrolled x2 1.63 ms and x4
 # 1.52-1.59 ms (the defaults). rawmamba_base on 5 frames of 1440x640 in bf16: 155.0 ms with the loop forward's
 # earlier defaults (chunk 1024, 32 channels, contiguous inputs), 135.8 ms with these on token-major inputs.
-FORWARD_KERNELS = {"tile": "forward", "loop": "forward_loop"}
+# "lookback" runs the loop forward's two passes in one launch: between them each program gets its chunk's start
+# state from the chunks before it as they finish their first pass (decoupled look-back), in place of the carry
+# kernel and two more launches (not yet timed).
+FORWARD_KERNELS = {"tile": "forward", "loop": "forward_loop", "lookback": "forward_loop"}
+LOOP_FORWARDS = ("loop", "lookback")
 DEFAULT_FORWARD = "loop"
 # Backward kernels: "tile" as the tile forward (block_d channels, register tiles of block_t positions); "loop" walks
 # the chunk position by position with loop_block_d channels per program (one per thread), rewalking each tile of
@@ -167,12 +173,12 @@ def _config(
         raise RawMambaError(
             f"selective_scan_triton: argument backward must be one of {sorted(BACKWARD_KERNELS)}, got {backward!r}"
         )
-    if num_warps is None and forward == "loop":  # one thread per channel; the tile kernel: Triton's default
+    if num_warps is None and forward in LOOP_FORWARDS:  # one thread per channel; the tile kernel: Triton's default
         num_warps = max(1, loop_block_d // 32)
     sizes = [("chunk", chunk), ("block_t", block_t), ("block_d", block_d)]
-    if forward == "loop":
+    if forward in LOOP_FORWARDS:
         sizes += [("loop_chunk", loop_chunk), ("loop_unroll", loop_unroll)]
-    if "loop" in (forward, backward):
+    if forward in LOOP_FORWARDS or backward == "loop":
         sizes += [("loop_block_d", loop_block_d)]
     for name, value in sizes + ([("num_warps", num_warps)] if num_warps is not None else []):
         if not isinstance(value, int) or value < 1 or value & (value - 1):
@@ -191,7 +197,7 @@ def _config(
     for name, value in (("loop_prefetch", loop_prefetch), ("backward_prefetch", backward_prefetch)):
         if not isinstance(value, int) or not 0 <= value <= 1024:
             raise RawMambaError(f"selective_scan_triton: argument {name} must be an integer in 0..1024, got {value!r}")
-    forward_sizes = (loop_chunk, loop_block_d) if forward == "loop" else (chunk, block_d)
+    forward_sizes = (loop_chunk, loop_block_d) if forward in LOOP_FORWARDS else (chunk, block_d)
     block_n = 1 << max(0, (n - 1).bit_length())
     backward_block_d = loop_block_d if backward == "loop" else block_d
     return _Config(chunk, block_t, block_n, forward, *forward_sizes, num_warps, loop_unroll, loop_stages,
@@ -222,19 +228,31 @@ class _TritonScan(torch.autograd.Function):
         sizes = dict(CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_T=block_t)
         args = (u, delta, A, B, C, u if D is None else D, u if z is None else z, u if bias is None else bias, y)
         dims = (length, dim, n, dim // groups, groups, rows)
-        if forward == "loop":  # any strides: (b, d, l) of u, delta, z, y; (b, g, n, l) of B, C
+        buffers = (starts, local, decay, ckpt)
+        loop = forward in LOOP_FORWARDS
+        if loop:  # any strides: (b, d, l) of u, delta, z, y; (b, g, n, l) of B, C
             dims += (*u.stride(), *delta.stride(), *(u if z is None else z).stride(), *y.stride(), *B.stride(),
                      *C.stride())  # fmt: skip
             flags.update(EVEN_D=(dim // groups) % block_d == 0, EVEN_N=n == block_n, UNROLL=config.loop_unroll,
-                         STAGES=config.loop_stages,
-                         PREFETCH=0 if interpreter_enabled() else config.loop_prefetch)  # fmt: skip
+                         STAGES=config.loop_stages, PREFETCH=0 if interpreter_enabled() else config.loop_prefetch,
+                         LOOKBACK=forward == "lookback")  # fmt: skip
+            # the look-back's counter of started programs and its flag per (chunk, channel block) (unused by the
+            # two-pass loop forward), and h_last
+            if forward == "lookback":
+                buffers += (torch.zeros(1 + grid[0] * grid[1], device=u.device, dtype=torch.int32), h_last)
+            else:
+                buffers += (starts, h_last)
         launch = {} if num_warps is None else {"num_warps": num_warps}
-        if forward == "loop" and config.loop_registers is not None:
+        if loop and config.loop_registers is not None:
             launch["maxnreg"] = config.loop_registers
-        kernel = kernels[kernel_name][grid]
-        kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **launch, FINAL=False, SAVE=False)
-        _carry(local, decay, starts, h_last, reverse=False)
-        kernel(*args, starts, local, decay, ckpt, *dims, **sizes, **flags, **launch, FINAL=True, SAVE=save)
+        if forward == "lookback":  # both passes in one launch of a 1-D grid
+            kernel = kernels[kernel_name][(grid[0] * grid[1],)]
+            kernel(*args, *buffers, *dims, **sizes, **flags, **launch, FINAL=True, SAVE=save)
+        else:
+            kernel = kernels[kernel_name][grid]
+            kernel(*args, *buffers, *dims, **sizes, **flags, **launch, FINAL=False, SAVE=False)
+            _carry(local, decay, starts, h_last, reverse=False)
+            kernel(*args, *buffers, *dims, **sizes, **flags, **launch, FINAL=True, SAVE=save)
         ctx.save_for_backward(u, delta, A, B, C, D, z, bias, ckpt)
         ctx.softplus, ctx.config = softplus, config
         ctx.set_materialize_grads(False)
@@ -371,9 +389,11 @@ def selective_scan_triton(
         block_t: positions per register tile (power of two); the forward saves one float32 state per tile for
             the backward: ``b * d * n * ceil(l / block_t)`` values.
         block_d: channels per program of the tile backward and the tile forward (power of two).
-        forward: the forward kernel, ``"tile"`` or ``"loop"`` (see :data:`FORWARD_KERNELS`); same results.
-            ``"loop"`` reads any strides and is fastest on token-major inputs (stride 1 along d and n).
-        loop_chunk, loop_block_d: positions and channels per program of the loop forward (powers of two).
+        forward: the forward kernel, ``"tile"``, ``"loop"`` or ``"lookback"`` (see :data:`FORWARD_KERNELS`); same
+            results. ``"loop"`` reads any strides and is fastest on token-major inputs (stride 1 along d and n);
+            ``"lookback"`` is the loop kernel in one launch.
+        loop_chunk, loop_block_d: positions and channels per program of the loop forward, ``"loop"`` or
+            ``"lookback"`` (powers of two); the other ``loop_*`` arguments are its settings too.
         loop_unroll: positions per iteration of the loop forward's walk (power of two; see :data:`LOOP_UNROLL`).
         loop_stages: 1: the loop forward loads each position's inputs one position ahead itself; 2-8: Triton's
             software pipelining of the walk's loads, that many stages (see :data:`LOOP_STAGES`).

@@ -306,6 +306,54 @@ def walk_position(h, dt_sum, t, u, raw, Bv, Cv, zv, A2, bias, Dv, y_row, sy_l, c
 
 
 @triton.jit
+def walk_chunk(h, start, steps, length, u_row, dt_row, B_row, C_row, z_row, y_row, u_ahead, dt_ahead, B_first, B_ahead,
+               C_first, C_ahead, z_ahead, su_l, sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l, sy_l, A2, bias, Dv, ckpt_ptr, rows,
+               state_off, dm, nm, dn, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr, SOFTPLUS: tl.constexpr,
+               HAS_D: tl.constexpr, HAS_Z: tl.constexpr, FINAL: tl.constexpr, SAVE: tl.constexpr,
+               EVEN_D: tl.constexpr, EVEN_N: tl.constexpr, UNROLL: tl.constexpr, STAGES: tl.constexpr,
+               PREFETCH: tl.constexpr):  # fmt: skip
+    """One pass of :func:`forward_loop_kernel` over positions ``start`` to ``start + steps - 1`` from the state
+    ``h``: the state after them and (not in the FINAL pass) the sum of their step sizes."""
+    dt_sum = tl.zeros((BLOCK_D, 1), tl.float32)
+    if PREFETCH > 0:  # the positions before the walk's first prefetch
+        for k in range(0, tl.minimum(PREFETCH, steps)):
+            prefetch_position(u_ahead, dt_ahead, B_first, B_ahead, C_first, C_ahead, z_ahead, start + k, su_l,
+                              sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l, FINAL, HAS_Z)  # fmt: skip
+    if STAGES == 1:
+        # position `start` loaded here; each step then loads the next position (clamped to the last one, so that
+        # no load needs a mask for it) before using the current one
+        u_n, raw_n, B_n, C_n, z_n = load_position(u_row, dt_row, B_row, C_row, z_row, start, su_l, sdt_l, sB_l,
+                                                  sC_l, sz_l, dm, nm, EVEN_D, EVEN_N, FINAL, HAS_Z)  # fmt: skip
+        for k in tl.range(0, steps, loop_unroll_factor=UNROLL):
+            t = start + k
+            if PREFETCH > 0:
+                prefetch_position(u_ahead, dt_ahead, B_first, B_ahead, C_first, C_ahead, z_ahead,
+                                  tl.minimum(t + PREFETCH, length - 1), su_l, sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l,
+                                  FINAL, HAS_Z)  # fmt: skip
+            u, raw, Bv, Cv, zv = u_n, raw_n, B_n, C_n, z_n
+            t_next = tl.minimum(t + 1, length - 1)
+            u_n, raw_n, B_n, C_n, z_n = load_position(u_row, dt_row, B_row, C_row, z_row, t_next, su_l, sdt_l,
+                                                      sB_l, sC_l, sz_l, dm, nm, EVEN_D, EVEN_N, FINAL,
+                                                      HAS_Z)  # fmt: skip
+            h, dt_sum = walk_position(h, dt_sum, t, u, raw, Bv, Cv, zv, A2, bias, Dv, y_row, sy_l, ckpt_ptr,
+                                      rows, state_off, dm, dn, BLOCK_T, SOFTPLUS, HAS_D, HAS_Z, FINAL, SAVE,
+                                      EVEN_D)  # fmt: skip
+    else:
+        for k in tl.range(0, steps, loop_unroll_factor=UNROLL, num_stages=STAGES):
+            t = start + k
+            if PREFETCH > 0:
+                prefetch_position(u_ahead, dt_ahead, B_first, B_ahead, C_first, C_ahead, z_ahead,
+                                  tl.minimum(t + PREFETCH, length - 1), su_l, sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l,
+                                  FINAL, HAS_Z)  # fmt: skip
+            u, raw, Bv, Cv, zv = load_position(u_row, dt_row, B_row, C_row, z_row, t, su_l, sdt_l, sB_l, sC_l,
+                                               sz_l, dm, nm, EVEN_D, EVEN_N, FINAL, HAS_Z)  # fmt: skip
+            h, dt_sum = walk_position(h, dt_sum, t, u, raw, Bv, Cv, zv, A2, bias, Dv, y_row, sy_l, ckpt_ptr,
+                                      rows, state_off, dm, dn, BLOCK_T, SOFTPLUS, HAS_D, HAS_Z, FINAL, SAVE,
+                                      EVEN_D)  # fmt: skip
+    return h, dt_sum
+
+
+@triton.jit
 def forward_loop_kernel(
     u_ptr,
     dt_ptr,
@@ -320,6 +368,8 @@ def forward_loop_kernel(
     local_ptr,
     decay_ptr,
     ckpt_ptr,
+    flags_ptr,
+    last_ptr,
     length,
     dim,
     n,
@@ -361,6 +411,7 @@ def forward_loop_kernel(
     UNROLL: tl.constexpr,
     STAGES: tl.constexpr,
     PREFETCH: tl.constexpr,
+    LOOKBACK: tl.constexpr,
 ):
     """:func:`forward_kernel`'s work (same results) walking the chunk one position at a time: the state is a
     (BLOCK_D, BLOCK_N) register block updated by eq. 2 at every position, with no scan tree (``log2(BLOCK_T)``
@@ -373,8 +424,17 @@ def forward_loop_kernel(
     FINAL False: the chunk's end state from zero and its decay ``exp(A sum dt)``; FINAL True: ``y`` (eq. 3, D
     skip, silu(z) gate) from the carried start state, and the state at every tile start when SAVE.
     EVEN_D (``per_group % BLOCK_D == 0``) and EVEN_N (``n == BLOCK_N``): no padding channels / states, so the
-    per-position loads and stores go without masks. UNROLL: positions per iteration of the walk."""
-    chunk, pid = tl.program_id(0), tl.program_id(1)
+    per-position loads and stores go without masks. UNROLL: positions per iteration of the walk.
+    LOOKBACK: both passes in one launch of a 1-D grid (FINAL unused). Programs take (chunk, channel block) in the
+    order they start, from a counter at ``flags_ptr``, chunk-major; between its passes each gets its start state
+    from the chunks before it (:func:`chunk_carry`), so that none waits for a chunk not yet started. The state after
+    the last chunk goes to ``last_ptr``."""
+    if LOOKBACK:  # work in the order programs start: each waits only for chunks taken before its own
+        blocks = tl.num_programs(0) // tl.cdiv(length, CHUNK)
+        ticket = tl.atomic_add(flags_ptr, 1, sem="relaxed")
+        chunk, pid = ticket // blocks, ticket % blocks
+    else:
+        chunk, pid = tl.program_id(0), tl.program_id(1)
     b, g, d_idx = block_channels(pid, per_group, groups, dim, BLOCK_D)
     d_idx = d_idx[:, None]  # (BD, 1); dim marks padding channels
     n_idx = tl.arange(0, BLOCK_N)[None, :]  # (1, BN)
@@ -398,51 +458,81 @@ def forward_loop_kernel(
     dt_ahead = dt_ptr + b * sdt_b + d_real * sdt_d
     z_ahead = z_ptr + b * sz_b + d_real * sz_d
     B_ahead, C_ahead = B_first + n_real * sB_n, C_first + n_real * sC_n
-    if FINAL:
-        h = tl.load(starts_ptr + chunk * rows + state_off, mask=dn, other=0.0)
-    else:
-        h = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
-    dt_sum = tl.zeros((BLOCK_D, 1), tl.float32)
     start = chunk * CHUNK
     steps = tl.minimum(CHUNK, length - start)
-    if PREFETCH > 0:  # the positions before the walk's first prefetch
-        for k in range(0, tl.minimum(PREFETCH, steps)):
-            prefetch_position(u_ahead, dt_ahead, B_first, B_ahead, C_first, C_ahead, z_ahead, start + k, su_l,
-                              sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l, FINAL, HAS_Z)  # fmt: skip
-    if STAGES == 1:
-        # position `start` loaded here; each step then loads the next position (clamped to the last one, so that
-        # no load needs a mask for it) before using the current one
-        u_n, raw_n, B_n, C_n, z_n = load_position(u_row, dt_row, B_row, C_row, z_row, start, su_l, sdt_l, sB_l,
-                                                  sC_l, sz_l, dm, nm, EVEN_D, EVEN_N, FINAL, HAS_Z)  # fmt: skip
-        for k in tl.range(0, steps, loop_unroll_factor=UNROLL):
-            t = start + k
-            if PREFETCH > 0:
-                prefetch_position(u_ahead, dt_ahead, B_first, B_ahead, C_first, C_ahead, z_ahead,
-                                  tl.minimum(t + PREFETCH, length - 1), su_l, sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l,
-                                  FINAL, HAS_Z)  # fmt: skip
-            u, raw, Bv, Cv, zv = u_n, raw_n, B_n, C_n, z_n
-            t_next = tl.minimum(t + 1, length - 1)
-            u_n, raw_n, B_n, C_n, z_n = load_position(u_row, dt_row, B_row, C_row, z_row, t_next, su_l, sdt_l,
-                                                      sB_l, sC_l, sz_l, dm, nm, EVEN_D, EVEN_N, FINAL,
-                                                      HAS_Z)  # fmt: skip
-            h, dt_sum = walk_position(h, dt_sum, t, u, raw, Bv, Cv, zv, A2, bias, Dv, y_row, sy_l, ckpt_ptr,
-                                      rows, state_off, dm, dn, BLOCK_T, SOFTPLUS, HAS_D, HAS_Z, FINAL, SAVE,
-                                      EVEN_D)  # fmt: skip
-    else:
-        for k in tl.range(0, steps, loop_unroll_factor=UNROLL, num_stages=STAGES):
-            t = start + k
-            if PREFETCH > 0:
-                prefetch_position(u_ahead, dt_ahead, B_first, B_ahead, C_first, C_ahead, z_ahead,
-                                  tl.minimum(t + PREFETCH, length - 1), su_l, sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l,
-                                  FINAL, HAS_Z)  # fmt: skip
-            u, raw, Bv, Cv, zv = load_position(u_row, dt_row, B_row, C_row, z_row, t, su_l, sdt_l, sB_l, sC_l,
-                                               sz_l, dm, nm, EVEN_D, EVEN_N, FINAL, HAS_Z)  # fmt: skip
-            h, dt_sum = walk_position(h, dt_sum, t, u, raw, Bv, Cv, zv, A2, bias, Dv, y_row, sy_l, ckpt_ptr,
-                                      rows, state_off, dm, dn, BLOCK_T, SOFTPLUS, HAS_D, HAS_Z, FINAL, SAVE,
-                                      EVEN_D)  # fmt: skip
-    if not FINAL:
-        tl.store(local_ptr + chunk * rows + state_off, h, mask=dn)
-        tl.store(decay_ptr + chunk * rows + state_off, tl.exp2(dt_sum * A2), mask=dn)
+    if LOOKBACK or not FINAL:  # the chunk from a zero state: its end state and decay
+        h, dt_sum = walk_chunk(tl.zeros((BLOCK_D, BLOCK_N), tl.float32), start, steps, length, u_row, dt_row, B_row,
+                               C_row, z_row, y_row, u_ahead, dt_ahead, B_first, B_ahead, C_first, C_ahead, z_ahead,
+                               su_l, sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l, sy_l, A2, bias, Dv, ckpt_ptr, rows, state_off,
+                               dm, nm, dn, BLOCK_D, BLOCK_T, SOFTPLUS, HAS_D, HAS_Z, False, False, EVEN_D, EVEN_N,
+                               UNROLL, STAGES, PREFETCH)  # fmt: skip
+        decay = tl.exp2(dt_sum * A2)
+        if LOOKBACK:
+            h = chunk_carry(h, decay, chunk, pid, blocks, tl.cdiv(length, CHUNK), flags_ptr, local_ptr, decay_ptr,
+                            starts_ptr, last_ptr, rows, state_off, dn, BLOCK_D, BLOCK_N)  # fmt: skip
+        else:
+            tl.store(local_ptr + chunk * rows + state_off, h, mask=dn)
+            tl.store(decay_ptr + chunk * rows + state_off, decay, mask=dn)
+    if LOOKBACK or FINAL:  # the chunk from its true start state: y
+        if not LOOKBACK:
+            h = tl.load(starts_ptr + chunk * rows + state_off, mask=dn, other=0.0)
+        walk_chunk(h, start, steps, length, u_row, dt_row, B_row, C_row, z_row, y_row, u_ahead, dt_ahead, B_first,
+                   B_ahead, C_first, C_ahead, z_ahead, su_l, sdt_l, sB_n, sB_l, sC_n, sC_l, sz_l, sy_l, A2, bias, Dv,
+                   ckpt_ptr, rows, state_off, dm, nm, dn, BLOCK_D, BLOCK_T, SOFTPLUS, HAS_D, HAS_Z, True, SAVE,
+                   EVEN_D, EVEN_N, UNROLL, STAGES, PREFETCH)  # fmt: skip
+
+
+@triton.jit
+def look_back(flags_ptr, local_ptr, decay_ptr, inclusive_ptr, chunk, block, blocks, rows, state_off, dn,
+              BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
+    """The state entering ``chunk`` (of the channel block ``block``), from the chunks before it as they publish
+    (decoupled look-back): walking back from ``chunk - 1``, each chunk's flag is awaited; a chunk that knows the
+    state after itself (flag 2, in ``inclusive``) ends the walk; one that knows only its own end state from zero and
+    its decay (flag 1, in ``local`` and ``decay``) is composed in and the walk goes on. Flags of chunk j at
+    ``flags_ptr + 1 + j * blocks + block``; states at ``j * rows + state_off``. 0 for the first chunk."""
+    acc_a = tl.full((BLOCK_D, BLOCK_N), 1.0, tl.float32)  # the chunks walked so far, as h -> acc_a h + acc_x
+    acc_x = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    j = chunk - 1
+    while j >= 0:
+        flag_ptr = flags_ptr + 1 + j * blocks + block
+        flag = tl.atomic_add(flag_ptr, 0, sem="acquire")
+        while flag == 0:
+            flag = tl.atomic_add(flag_ptr, 0, sem="acquire")
+        tl.debug_barrier()
+        if flag == 2:  # the state after chunk j: as a chunk of decay 0, it ends the composition
+            x = tl.load(inclusive_ptr + j * rows + state_off, mask=dn, other=0.0, cache_modifier=".cg")
+            a = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+            j = -1
+        else:
+            x = tl.load(local_ptr + j * rows + state_off, mask=dn, other=0.0, cache_modifier=".cg")
+            a = tl.load(decay_ptr + j * rows + state_off, mask=dn, other=1.0, cache_modifier=".cg")
+            j = j - 1
+        acc_x += acc_a * x
+        acc_a *= a
+    return acc_x
+
+
+@triton.jit
+def chunk_carry(local, decay, chunk, block, blocks, n_chunks, flags_ptr, local_ptr, decay_ptr, inclusive_ptr,
+                last_ptr, rows, state_off, dn, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
+    """The state entering ``chunk`` in the one-launch forward: publish the chunk's ``local`` end state from zero and
+    its ``decay`` (flag 1), :func:`look_back` for the state entering it, then publish the state after it (flag 2;
+    also into ``last_ptr`` for the last chunk). Each flag is raised by one release after all threads stored."""
+    slot = flags_ptr + 1 + chunk * blocks + block
+    if chunk > 0:
+        tl.store(local_ptr + chunk * rows + state_off, local, mask=dn)
+        tl.store(decay_ptr + chunk * rows + state_off, decay, mask=dn)
+        tl.debug_barrier()
+        tl.atomic_xchg(slot, 1, sem="release")
+    carry = look_back(flags_ptr, local_ptr, decay_ptr, inclusive_ptr, chunk, block, blocks, rows, state_off, dn,
+                      BLOCK_D, BLOCK_N)  # fmt: skip
+    after = local + decay * carry
+    tl.store(inclusive_ptr + chunk * rows + state_off, after, mask=dn)
+    if chunk == n_chunks - 1:
+        tl.store(last_ptr + state_off, after, mask=dn)
+    tl.debug_barrier()
+    tl.atomic_xchg(slot, 2, sem="release")
+    return carry
 
 
 @triton.jit
