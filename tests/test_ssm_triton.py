@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import sys
 from pathlib import Path
 
@@ -420,3 +421,58 @@ def test_gpu_lookback_forward_agrees_with_two_pass_forward_with_many_chunks_in_f
         got, last = selective_scan_triton(u, delta, A, B, C, **kwargs, forward="lookback")
         assert (got - want).abs().max() <= 1e-5 * want.abs().max()
         assert (last - want_last).abs().max() <= 1e-5 * want_last.abs().max()
+
+
+def test_gpu_checks_run_through_with_fake_measurements(monkeypatch, tmp_path):
+    # The GPU run is scarce: its script's sections, its choice of triton_best through the confirmation round, its
+    # --lookback run and the summary are run here with every GPU measurement replaced by a fake one.
+    gpu_checks, gpu_summary = _benchmark_module("gpu_checks"), _benchmark_module("gpu_summary")
+
+    def fake_time_scan(backend, length, with_backward=True, token_major=False, dtype=torch.float32, gated=True,
+                       **options):  # fmt: skip
+        ms = 1.0 if options.get("loop_prefetch") == 16 and len(options) == 7 else 1.5  # one setting is fastest
+        return {"backend": backend, "options": options, "token_major": token_major, "dtype": str(dtype),
+                "gated": gated, "L": length, "ms": ms, "forward_backward_ms": 10 * ms if with_backward else None,
+                "floor_ms": 0.3}  # fmt: skip
+
+    def fake_time_model(name, frames, height, width, dtype, backend=None, **flags):
+        return {"model": name, "frames": frames, "height": height, "width": width, "dtype": str(dtype), "ms": 100.0,
+                "frames_per_s": 10.0 * frames, "peak_gib": 1.0, "scan_backend": backend or "triton",
+                "convs_per_frame": None, "channels_last_3d_weights": False, "cudnn_benchmark": False,
+                "compiled": False, "first_call_s": 1.0}  # fmt: skip
+
+    def fake_training_step(name, batch, frames, size, dtype, backend=None):
+        return {"model": name, "batch": batch, "frames": frames, "size": size, "dtype": str(dtype),
+                "scan_backend": backend or "triton", "forward_backward_ms": 50.0, "peak_gib": 2.0}  # fmt: skip
+
+    class FakeBackend:
+        name, token_major = "triton", True
+
+    registered = {}
+    monkeypatch.setattr(gpu_checks, "time_scan", fake_time_scan)
+    monkeypatch.setattr(gpu_checks, "time_model", fake_time_model)
+    monkeypatch.setattr(gpu_checks, "time_training_step", fake_training_step)
+    monkeypatch.setattr(gpu_checks, "check_correctness", lambda backend, **kw: {"output": 0.0, "state": 0.0,
+                                                                                "grad": 0.0, "per_input": {}})
+    monkeypatch.setattr(gpu_checks, "model_agreement", lambda backend: 0.0)
+    monkeypatch.setattr(gpu_checks, "lookback_agreement", lambda options: {"output": [0.0], "last_state": [0.0]})
+    monkeypatch.setattr(gpu_checks, "available_backends", lambda: ["chunked", "triton"])
+    monkeypatch.setattr(gpu_checks, "get_backend", lambda *args, **kwargs: FakeBackend())
+    monkeypatch.setattr(gpu_checks, "register_backend", lambda name, fn, *a, **kw: registered.update({name: fn}))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: "fake GPU")
+    for extra, name in (([], "gpu_checks.json"), (["--lookback"], "gpu_lookback.json")):
+        monkeypatch.setattr(sys, "argv", ["gpu_checks.py", "--out", str(tmp_path / name), *extra])
+        gpu_checks.main()
+
+    checks = json.loads((tmp_path / "gpu_checks.json").read_text())
+    assert len(checks["triton_sweep"]) == len(gpu_checks.TRITON_SWEEP)
+    assert len(checks["backward_sweep"]) == len(gpu_checks.BACKWARD_SWEEP)
+    confirmed = checks["triton_confirm"]["forward"]["settings"]
+    assert len(confirmed) == gpu_checks.CONFIRM_SETTINGS + 1 and confirmed[-1]["options"] == {}  # + the defaults
+    assert checks["triton_best"]["options"]["loop_prefetch"] == 16 and "triton_best" in registered
+    assert any(entry.get("scan_backend") == "triton_best" for entry in checks["models"])
+    lookback = json.loads((tmp_path / "gpu_lookback.json").read_text())
+    assert set(lookback["correctness"]) == {"triton_lookback"} and "agreement" in lookback["lookback"]
+    assert len(lookback["triton_confirm"]["lookback"]["settings"]) == len(gpu_checks.LOOKBACK_SWEEP) + 1
+    summary = "\n".join(gpu_summary.summarise(tmp_path))
+    assert "confirm lookback defaults: median 1.500 ms" in summary and "model rawmamba_base 5x640x1440" in summary
