@@ -427,8 +427,9 @@ def forward_loop_kernel(
     per-position loads and stores go without masks. UNROLL: positions per iteration of the walk.
     LOOKBACK: both passes in one launch of a 1-D grid (FINAL unused). Programs take (chunk, channel block) in the
     order they start, from a counter at ``flags_ptr``, chunk-major; between its passes each gets its start state
-    from the chunks before it (:func:`chunk_carry`), so that none waits for a chunk not yet started. The state after
-    the last chunk goes to ``last_ptr``."""
+    from the chunks before it (:func:`chunk_carry`), so that none waits for a chunk not yet started: ``local_ptr``
+    and ``decay_ptr`` then hold what each chunk publishes first, ``starts_ptr`` the state after each chunk, and the
+    state after the last chunk also goes to ``last_ptr``."""
     if LOOKBACK:  # work in the order programs start: each waits only for chunks taken before its own
         blocks = tl.num_programs(0) // tl.cdiv(length, CHUNK)
         ticket = tl.atomic_add(flags_ptr, 1, sem="relaxed")
@@ -823,7 +824,8 @@ def backward_loop_kernel(
         dD_acc = tl.zeros((BLOCK_D, 1), tl.float32)
         dbias_acc = tl.zeros((BLOCK_D, 1), tl.float32)
         scratch = scratch_ptr + (chunk * tl.num_programs(1) + pid).to(tl.int64) * (BLOCK_T * BLOCK_D * BLOCK_N)
-        scratch = scratch + d_block * BLOCK_N + n_idx  # (BD, BN); + i * BLOCK_D * BLOCK_N for position i of a tile
+        scratch_rows = scratch + d_block * BLOCK_N  # (BD, 1): each thread's BLOCK_N states lie together
+        scratch = scratch_rows + n_idx  # (BD, BN); + i * BLOCK_D * BLOCK_N for position i of a tile
         tiles = tl.cdiv(end - start, BLOCK_T)
         if PREFETCH > 0:  # the first positions of the first rewalk (the last tile)
             for i in range(0, PREFETCH):
@@ -848,7 +850,7 @@ def backward_loop_kernel(
             for i in range(0, count):  # backwards through the tile
                 t = t0 + count - 1 - i
                 if PREFETCH > 0:
-                    prefetch(scratch + tl.maximum(count - 1 - i - PREFETCH, 0) * (BLOCK_D * BLOCK_N))
+                    prefetch(scratch_rows + tl.maximum(count - 1 - i - PREFETCH, 0) * (BLOCK_D * BLOCK_N))
                     if i < PREFETCH and t0 > start:  # the next rewalk's first positions
                         before = t0 - BLOCK_T + i
                         prefetch_rewalk_inputs(u_ptr, dt_ptr, B_ptr, seq_ahead, bc_first, before, dim, bc_step)
