@@ -235,6 +235,34 @@ def time_scan(
     }
 
 
+def scan_kernel_times(options: dict, with_backward: bool = False) -> dict:
+    """Device milliseconds of each kernel that one Triton scan call launches, in launch order (d=192, n=16,
+    L=288,000, token-major float32 inputs, ``options`` of ``selective_scan_triton``; forward only unless
+    ``with_backward``), from ``torch.profiler``: where the time goes between the forward's passes and its carry (or
+    the one-launch forward), and the backward's."""
+    generator = torch.Generator().manual_seed(0)
+    tensors = [x.requires_grad_() for x in _inputs(1, 192, 16, 288_000, "cuda", torch.float32, generator, True)]
+    u, delta, a, b, c, d, z, bias = tensors
+
+    def run():
+        with torch.set_grad_enabled(with_backward):
+            y = selective_scan_triton(u, delta, a, b, c, D=d, z=z, delta_bias=bias, delta_softplus=True, **options)
+            if with_backward:
+                y.sum().backward()
+        torch.cuda.synchronize()
+
+    run()  # compiles
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profiler:
+        run()
+    kernels = [
+        (event.name, event.time_range.elapsed_us() / 1e3)
+        for event in profiler.events()
+        if event.device_type == torch.autograd.DeviceType.CUDA
+    ]
+    return {"options": options, "with_backward": with_backward, "kernels_ms": kernels,
+            "total_ms": sum(ms for _, ms in kernels)}  # fmt: skip
+
+
 def confirm_forward(candidates: list[tuple[dict, bool]], rounds: int) -> dict:
     """Each candidate setting (options, token-major) timed forward at L=288,000 once per round, the rounds
     interleaved (A B C, A B C, ...) so that the machine's drift reaches them all alike: ``settings``, each with its
@@ -454,6 +482,7 @@ def main() -> None:
         scan=[],
         triton_sweep=[],
         triton_confirm={},
+        kernels=[],
         backward_sweep=[],
         models=[],
         training=[],
@@ -509,6 +538,8 @@ def main() -> None:
                            dtype=dtype, **best)  # fmt: skip
             for dtype in (torch.float32, torch.bfloat16):  # without z: the scan of docs/REFERENCE.md's byte floor
                 record.run("scan", "scan", time_scan, "triton", 288_000, token_major=True, dtype=dtype, gated=False)
+            for with_backward in (False, True):  # where the defaults' time goes, kernel by kernel
+                record.run("kernels", "kernels", scan_kernel_times, {}, with_backward)
     # the fastest setting differs from the defaults: rawmamba_base with it too
     new_best = best is not None and (best, best_token_major) != ({}, get_backend("triton").token_major)
     if best is not None and not args.skip_models:
@@ -571,6 +602,7 @@ def check_lookback(record: Record) -> None:
     candidates = [(options, True) for options in LOOKBACK_SWEEP] + [({}, True)]
     record.run("triton_confirm", "lookback", confirm_forward, candidates, CONFIRM_ROUNDS)
     record.run("scan", "scan", time_scan, "triton", 288_000, token_major=True, **best)  # forward+backward too
+    record.run("kernels", "kernels", scan_kernel_times, best)
 
 
 def model_agreement(backend: str, reference_backend: str = "chunked") -> float:

@@ -59,6 +59,12 @@ def summarise_checks(checks: dict | None) -> list[str]:
             lines.append(f"confirm {section} {r['options'] or 'defaults'}: median {r['median_ms']:.3f} ms ({times})")
         if "error" in confirm:
             lines.append(f"confirm {section} error {confirm['error'][:150]}")
+    for r in checks.get("kernels", []):
+        if "kernels_ms" in r:
+            times = ", ".join(f"{name.split('_kernel')[0]} {ms:.3f}" for name, ms in r["kernels_ms"])
+            lines.append(f"kernels {r['options'] or 'defaults'}{' f+b' if r['with_backward'] else ''}: {times}")
+        else:
+            lines.append(f"kernels error {r.get('error', '')[:150]}")
     for name, entry in (checks.get("lookback") or {}).items():
         lines.append(f"lookback {name}: " + json.dumps(entry)[:200])
     lines.append(f"triton_best {checks.get('triton_best')}")

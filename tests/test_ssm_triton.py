@@ -455,6 +455,9 @@ def test_gpu_checks_run_through_with_fake_measurements(monkeypatch, tmp_path):
     monkeypatch.setattr(gpu_checks, "check_correctness", lambda backend, **kw: {"output": 0.0, "state": 0.0,
                                                                                 "grad": 0.0, "per_input": {}})
     monkeypatch.setattr(gpu_checks, "model_agreement", lambda backend: 0.0)
+    monkeypatch.setattr(gpu_checks, "scan_kernel_times", lambda options, with_backward=False: {
+        "options": options, "with_backward": with_backward, "kernels_ms": [("forward_loop_kernel", 0.6)],
+        "total_ms": 0.6})  # fmt: skip
     monkeypatch.setattr(gpu_checks, "lookback_agreement", lambda options: {"output": [0.0], "last_state": [0.0]})
     monkeypatch.setattr(gpu_checks, "available_backends", lambda: ["chunked", "triton"])
     monkeypatch.setattr(gpu_checks, "get_backend", lambda *args, **kwargs: FakeBackend())
@@ -476,3 +479,4 @@ def test_gpu_checks_run_through_with_fake_measurements(monkeypatch, tmp_path):
     assert len(lookback["triton_confirm"]["lookback"]["settings"]) == len(gpu_checks.LOOKBACK_SWEEP) + 1
     summary = "\n".join(gpu_summary.summarise(tmp_path))
     assert "confirm lookback defaults: median 1.500 ms" in summary and "model rawmamba_base 5x640x1440" in summary
+    assert "kernels defaults f+b: forward_loop 0.600" in summary and len(checks["kernels"]) == 2
