@@ -263,6 +263,25 @@ def scan_kernel_times(options: dict, with_backward: bool = False) -> dict:
             "total_ms": sum(ms for _, ms in kernels)}  # fmt: skip
 
 
+def floor_ratios(options: dict, rounds: int = 5) -> dict:
+    """Issue 7's criterion, measured with care: the float32 forward at d=192, n=16, L=288,000 on token-major inputs
+    with ``options``, with z (the scan the model runs) and without (the scan whose byte floor docs/REFERENCE.md
+    quotes), timed alternately over ``rounds`` rounds; the medians and their ratios to the byte floors."""
+    timings = {True: [], False: []}
+    floors = {}
+    for _ in range(rounds):
+        for gated in (True, False):
+            entry = time_scan("triton", 288_000, with_backward=False, token_major=True, gated=gated, **options)
+            timings[gated].append(entry["ms"])
+            floors[gated] = entry["floor_ms"]
+    out = {"options": options, "rounds": rounds}
+    for gated, name in ((True, "gated"), (False, "without_z")):
+        median = statistics.median(timings[gated])
+        out[name] = {"ms": timings[gated], "median_ms": median, "floor_ms": floors[gated],
+                     "x_floor": median / floors[gated]}  # fmt: skip
+    return out
+
+
 def confirm_forward(candidates: list[tuple[dict, bool]], rounds: int) -> dict:
     """Each candidate setting (options, token-major) timed forward at L=288,000 once per round, the rounds
     interleaved (A B C, A B C, ...) so that the machine's drift reaches them all alike: ``settings``, each with its
@@ -483,6 +502,7 @@ def main() -> None:
         triton_sweep=[],
         triton_confirm={},
         kernels=[],
+        criterion={},
         backward_sweep=[],
         models=[],
         training=[],
@@ -540,6 +560,7 @@ def main() -> None:
                 record.run("scan", "scan", time_scan, "triton", 288_000, token_major=True, dtype=dtype, gated=False)
             for with_backward in (False, True):  # where the defaults' time goes, kernel by kernel
                 record.run("kernels", "kernels", scan_kernel_times, {}, with_backward)
+            record.run("criterion", "triton_best", floor_ratios, best)  # token-major, as every setting timed
     # the fastest setting differs from the defaults: rawmamba_base with it too
     new_best = best is not None and (best, best_token_major) != ({}, get_backend("triton").token_major)
     if best is not None and not args.skip_models:
@@ -603,6 +624,7 @@ def check_lookback(record: Record) -> None:
     record.run("triton_confirm", "lookback", confirm_forward, candidates, CONFIRM_ROUNDS)
     record.run("scan", "scan", time_scan, "triton", 288_000, token_major=True, **best)  # forward+backward too
     record.run("kernels", "kernels", scan_kernel_times, best)
+    record.run("criterion", "lookback", floor_ratios, best)
 
 
 def model_agreement(backend: str, reference_backend: str = "chunked") -> float:

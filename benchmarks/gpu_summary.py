@@ -59,6 +59,15 @@ def summarise_checks(checks: dict | None) -> list[str]:
             lines.append(f"confirm {section} {r['options'] or 'defaults'}: median {r['median_ms']:.3f} ms ({times})")
         if "error" in confirm:
             lines.append(f"confirm {section} error {confirm['error'][:150]}")
+    for name, r in (checks.get("criterion") or {}).items():
+        if "gated" in r:
+            lines.append(
+                f"criterion {name} {r['options'] or 'defaults'}: with z {r['gated']['median_ms']:.3f} ms "
+                f"({r['gated']['x_floor']:.2f}x floor), without z {r['without_z']['median_ms']:.3f} ms "
+                f"({r['without_z']['x_floor']:.2f}x floor), medians of {r['rounds']}"
+            )
+        else:
+            lines.append(f"criterion {name} error {r.get('error', '')[:150]}")
     for r in checks.get("kernels", []):
         if "kernels_ms" in r:
             times = ", ".join(f"{name.split('_kernel')[0]} {ms:.3f}" for name, ms in r["kernels_ms"])
