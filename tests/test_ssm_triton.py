@@ -338,6 +338,23 @@ def test_float64_runs_the_chunked_backend_and_matches():
         assert_close(name, got[name], want[name])
 
 
+def test_triton_older_than_3_2_is_refused_and_not_picked(monkeypatch):
+    # Triton 3.1 (torch 2.5) cannot compile the loop kernels: the backend is then unavailable, so that "auto" picks
+    # another one on CUDA, and a direct call says what is needed.
+    assert triton_scan._major_minor("3.6.0") == (3, 6) and triton_scan._major_minor("3.2.0+git4a1e3b2") == (3, 2)
+    with pytest.raises(RawMambaError, match="cannot read the triton version"):
+        triton_scan._major_minor("unknown")
+    monkeypatch.setattr(triton_scan, "triton_importable", lambda: True)
+    monkeypatch.setattr(triton_scan, "triton_version", lambda: (3, 1))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert not triton_scan.triton_available()
+    inputs = as_float32(make_inputs(5, torch.float32, optional=False, groups=None))
+    with pytest.raises(RawMambaError, match=r"needs triton 3\.2 or later \(torch 2\.6 .*\), found 3\.1;"):
+        selective_scan_triton(**inputs)
+    monkeypatch.setattr(triton_scan, "triton_version", lambda: (3, 2))
+    assert triton_scan.triton_available()
+
+
 def test_gpu_backends_are_unavailable_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")

@@ -36,6 +36,7 @@ import functools
 import importlib
 import importlib.util
 import os
+import re
 import typing
 
 import torch
@@ -94,9 +95,29 @@ BACKWARD_PREFETCH = 0
 BACKWARD_REGISTERS = None
 
 
+# The loop kernels unroll their walks with tl.range(loop_unroll_factor=...), which Triton 3.2 (torch 2.6) brought.
+# Every kernel compiles for sm_90 with Triton 3.2, 3.3, 3.4, 3.5, 3.6 and 3.8 (3.1: not the loop kernels); they run on
+# an H100 with 3.6. With an older Triton, "auto" picks another backend on CUDA.
+MIN_TRITON_VERSION = (3, 2)
+
+
 def triton_importable() -> bool:
     """True when the ``triton`` package can be found (it ships with CUDA builds of torch)."""
     return importlib.util.find_spec("triton") is not None
+
+
+@functools.cache
+def triton_version() -> tuple[int, int]:
+    """(major, minor) of the importable triton (imported here)."""
+    return _major_minor(importlib.import_module("triton").__version__)
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    """(3, 6) from "3.6.0", "3.6.0+git1234" and the like."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None:
+        raise RawMambaError(f"triton scan: cannot read the triton version {version!r}")
+    return int(match.group(1)), int(match.group(2))
 
 
 def interpreter_enabled() -> bool:
@@ -105,8 +126,9 @@ def interpreter_enabled() -> bool:
 
 
 def triton_available() -> bool:
-    """True when Triton is importable and a CUDA device is present (the interpreter does not count)."""
-    return triton_importable() and torch.cuda.is_available()
+    """True when a CUDA device is present and Triton is importable, at :data:`MIN_TRITON_VERSION` or later (the
+    interpreter does not count)."""
+    return torch.cuda.is_available() and triton_importable() and triton_version() >= MIN_TRITON_VERSION
 
 
 @functools.cache
@@ -411,7 +433,7 @@ def selective_scan_triton(
             :data:`BACKWARD_REGISTERS`).
 
     Raises:
-        RawMambaError: Triton is missing, an input is not on a CUDA device (CPU tensors only with
+        RawMambaError: Triton is missing or older than 3.2, an input is not on a CUDA device (CPU tensors only with
             ``TRITON_INTERPRET=1``), a sequence reaches past 32-bit offsets, or a size argument is not a power of
             two.
     """
@@ -422,6 +444,12 @@ def selective_scan_triton(
                                       delta_softplus=delta_softplus, return_last_state=return_last_state)  # fmt: skip
     if not triton_importable():
         raise RawMambaError("selective_scan_triton: the triton package cannot be imported")
+    if triton_version() < MIN_TRITON_VERSION:
+        found = ".".join(map(str, triton_version()))
+        raise RawMambaError(
+            f"selective_scan_triton: needs triton {'.'.join(map(str, MIN_TRITON_VERSION))} or later (torch 2.6 or "
+            f"later ships one), found {found}; the chunked backend runs on any device"
+        )
     want = "cpu" if interpreter_enabled() else "cuda"
     tensors = {"u": u, "delta": delta, "A": A, "B": B, "C": C, "D": D, "z": z, "delta_bias": delta_bias}
     for name, t in tensors.items():
