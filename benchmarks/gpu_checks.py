@@ -13,15 +13,17 @@
    a sweep of the loop forward's settings (:data:`TRITON_SWEEP`, token-major inputs), forward only at
    L=288,000; its fastest few and the defaults timed again in interleaved rounds (``triton_confirm``), whose
    fastest by median is registered as the backend ``triton_best`` and timed forward+backward and in bfloat16
-   too.
+   too; the defaults without z; each kernel of one call (``kernels``); the chosen setting with and without z
+   over five rounds against the byte floors (``criterion``); the backward kernels (:data:`BACKWARD_SWEEP`)
+   timed forward+backward at L=288,000.
 3. Models: ``rawmamba_base`` outputs with ``triton`` against ``chunked``; when the sweep's fastest setting is not
-   the default, ``rawmamba_base`` with ``triton_best`` too (outputs, then timed); the backward kernels
-   (:data:`BACKWARD_SWEEP`: ``tile``, and ``loop`` with its sizes) timed forward+backward at L=288,000; training
-   steps of ``rawmamba_base`` (forward+backward in bf16, video and image batches) with each backward kernel; then
+   the default, ``rawmamba_base`` with ``triton_best`` too (outputs, then timed); training steps of
+   ``rawmamba_base`` (forward+backward in bf16, video and image batches) with each backward kernel; then
    ``rawmamba_base`` in float32 and ``rawmamba_tiny`` on the video, both on a 1024x1024 image in bf16, with the
    automatic backend (and ``triton_best`` when it differs). ``--variants`` adds the conv experiments of an earlier
    round (per-frame convs of each kind, channels-last conv weights, cudnn.benchmark); ``--compile`` times only
-   the compiled model.
+   the compiled model; ``--lookback`` only the one-launch forward (:data:`LOOKBACK_SWEEP`), in a process of its
+   own.
 The float64 reference of each correctness length is computed once. The JSON (code version, torch version,
 device) is written after every entry, with the seconds since the start. A failing backend is recorded as an error
 and the rest still runs.
@@ -561,6 +563,9 @@ def main() -> None:
             for with_backward in (False, True):  # where the defaults' time goes, kernel by kernel
                 record.run("kernels", "kernels", scan_kernel_times, {}, with_backward)
             record.run("criterion", "triton_best", floor_ratios, best)  # token-major, as every setting timed
+    if "triton" in backends:  # before the model cases, which a run cut at its time limit loses first
+        for options in BACKWARD_SWEEP:
+            record.run("backward_sweep", "backward_sweep", time_scan, "triton", 288_000, token_major=True, **options)
     # the fastest setting differs from the defaults: rawmamba_base with it too
     new_best = best is not None and (best, best_token_major) != ({}, get_backend("triton").token_major)
     if best is not None and not args.skip_models:
@@ -568,9 +573,6 @@ def main() -> None:
             record.run("correctness", f"rawmamba_base_{backend}_vs_chunked", model_agreement, backend)
         if new_best:
             record.model("rawmamba_base", *video, torch.bfloat16, "triton_best")
-    if "triton" in backends:
-        for options in BACKWARD_SWEEP:
-            record.run("backward_sweep", "backward_sweep", time_scan, "triton", 288_000, token_major=True, **options)
     if args.skip_models:
         return
     # training steps as the configs take them (rvd_video: batch 4, 5 frames of 128x128 packed pixels; cam_image:
