@@ -440,6 +440,29 @@ def test_gpu_lookback_forward_agrees_with_two_pass_forward_with_many_chunks_in_f
         assert (last - want_last).abs().max() <= 1e-5 * want_last.abs().max()
 
 
+def test_gpu_checks_time_calls_queued_back_to_back(monkeypatch):
+    # One synchronisation after the warm-up and one at the end, none between the timed calls: each call's time is
+    # the GPU's, not the CPU's launch latency.
+    gpu_checks = _benchmark_module("gpu_checks")
+    log, clock = [], iter(range(100))
+
+    class FakeEvent:
+        def __init__(self, enable_timing):
+            assert enable_timing
+
+        def record(self):
+            self.at = next(clock) ** 2  # calls take 1, 5, 9, 13, 17 "ms"
+            log.append("record")
+
+        def elapsed_time(self, end):
+            return end.at - self.at
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: log.append("sync"))
+    assert gpu_checks.cuda_time(lambda: log.append("call"), repeats=5) == 9
+    assert log == ["call", "sync"] + ["record", "call", "record"] * 5 + ["sync"]
+
+
 def test_gpu_checks_run_through_with_fake_measurements(monkeypatch, tmp_path):
     # The GPU run is scarce: its script's sections, its choice of triton_best through the confirmation round, its
     # --lookback run and the summary are run here with every GPU measurement replaced by a fake one.
