@@ -30,17 +30,17 @@ s.get_backend('auto', device_type='cuda').name)"
 ARGS=(--out "$OUT/gpu_checks.json")
 [[ -n "${SKIP_MODELS:-}" ]] && ARGS+=(--skip-models)
 [[ -n "${VARIANTS:-}" ]] && ARGS+=(--variants)
-timeout "${CHECKS_TIMEOUT:-195}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" > "$OUT/gpu_checks.log" 2>&1
+timeout "${CHECKS_TIMEOUT:-170}" python3 benchmarks/gpu_checks.py "${ARGS[@]}" > "$OUT/gpu_checks.log" 2>&1
 echo "gpu_checks exit status $? (124: timed out; the JSON then holds what was done)"
 grep -v "^model\|^scan\|^triton_sweep" "$OUT/gpu_checks.log" | tail -n 20
 # the one-launch forward in a process of its own: its chunks wait on each other through memory
-timeout "${LOOKBACK_TIMEOUT:-40}" python3 benchmarks/gpu_checks.py --lookback --out "$OUT/gpu_lookback.json" \
+timeout "${LOOKBACK_TIMEOUT:-45}" python3 benchmarks/gpu_checks.py --lookback --out "$OUT/gpu_lookback.json" \
     > "$OUT/gpu_lookback.log" 2>&1
 echo "gpu_checks --lookback exit status $? (124: timed out)"
 if [[ -n "${SKIP_PYTEST:-}" ]]; then
     echo "GPU tests skipped (SKIP_PYTEST)" | tee "$OUT/pytest_gpu.log"
 elif python3 -c "import pytest" 2>/dev/null; then
-    timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_ssm.py tests/test_ssm_triton.py -k "gpu" \
+    timeout 80 python3 -m pytest -q -p no:cacheprovider tests/test_ssm.py tests/test_ssm_triton.py -k "gpu" \
         2>&1 | tail -n 40 | tee "$OUT/pytest_gpu.log"
 else
     echo "pytest not installed: GPU tests skipped (gpu_checks.py still compares against the reference)" \
