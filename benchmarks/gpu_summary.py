@@ -9,6 +9,9 @@ import json
 import sys
 from pathlib import Path
 
+# issue 7: the Triton scan forward within this factor of its byte floor (d=192, n=16, L=288,000)
+FLOOR_FACTOR = 5
+
 
 def load(path: Path) -> dict | None:
     try:
@@ -61,10 +64,12 @@ def summarise_checks(checks: dict | None) -> list[str]:
             lines.append(f"confirm {section} error {confirm['error'][:150]}")
     for name, r in (checks.get("criterion") or {}).items():
         if "gated" in r:
+            met = "met" if max(r["gated"]["x_floor"], r["without_z"]["x_floor"]) <= FLOOR_FACTOR else "not met"
             lines.append(
                 f"criterion {name} {r['options'] or 'defaults'}: with z {r['gated']['median_ms']:.3f} ms "
                 f"({r['gated']['x_floor']:.2f}x floor), without z {r['without_z']['median_ms']:.3f} ms "
-                f"({r['without_z']['x_floor']:.2f}x floor), medians of {r['rounds']}"
+                f"({r['without_z']['x_floor']:.2f}x floor), medians of {r['rounds']}: {met} (both within "
+                f"{FLOOR_FACTOR}x)"
             )
         else:
             lines.append(f"criterion {name} error {r.get('error', '')[:150]}")
