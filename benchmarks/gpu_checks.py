@@ -54,27 +54,28 @@ GPU_BACKENDS = ("chunked", "triton", "mamba_ssm")
 # Loop-forward settings of the sweep (options of selective_scan_triton, token-major inputs), around the defaults
 # (chunk 256, 64 channels, 2 warps, unrolled x4, own one-ahead loads, no register limit, no prefetch: the fastest
 # of the 2026-11-27 sweep), which are timed too: Triton's pipelining of the walk's loads (loop_stages), register
-# limits that let more warps share an SM (loop_registers), and L1 prefetches some positions ahead (loop_prefetch).
+# limits that let more warps share an SM (loop_registers), L1 prefetches some positions ahead (loop_prefetch), and
+# loads where the inputs are used (loop_stages=0: fewer registers, more warps), with and without prefetches.
 # Chunk 128 (1.59 and 1.97 ms) and 32 channels per program (1.54 ms) were timed on 2026-11-27, against 1.49-1.52 ms.
 TRITON_SWEEP = [
     (
-        dict(forward=forward, loop_chunk=c, loop_block_d=d, num_warps=w, loop_unroll=4, loop_stages=s)
+        dict(forward=forward, loop_chunk=c, loop_block_d=d, num_warps=w, loop_unroll=r, loop_stages=s)
         | ({"loop_registers": registers} if registers else {})
         | ({"loop_prefetch": prefetch} if prefetch else {}),
         True,
     )
-    for forward, c, d, w, s, registers, prefetch in (
-        ("loop", 256, 64, 2, 1, 96, 0),
-        ("loop", 256, 64, 2, 1, 80, 0),
-        ("loop", 256, 64, 2, 2, None, 0),
-        ("loop", 256, 64, 2, 3, None, 0),
-        ("loop", 256, 64, 2, 3, 80, 0),
-        ("loop", 256, 64, 2, 1, None, 8),
-        ("loop", 256, 64, 2, 1, None, 16),
-        ("loop", 256, 64, 2, 1, None, 32),
-        ("loop", 256, 64, 2, 1, 96, 16),
-        ("loop", 128, 64, 2, 1, None, 16),
-        ("loop", 256, 32, 1, 1, None, 16),
+    for forward, c, d, w, r, s, registers, prefetch in (
+        ("loop", 256, 64, 2, 4, 1, 96, 0),
+        ("loop", 256, 64, 2, 4, 1, 80, 0),
+        ("loop", 256, 64, 2, 4, 2, None, 0),
+        ("loop", 256, 64, 2, 4, 3, None, 0),
+        ("loop", 256, 64, 2, 4, 1, None, 16),
+        ("loop", 256, 64, 2, 4, 1, 96, 16),
+        ("loop", 256, 64, 2, 4, 0, None, 0),
+        ("loop", 256, 64, 2, 4, 0, None, 16),
+        ("loop", 256, 64, 2, 2, 0, None, 16),
+        ("loop", 256, 64, 2, 1, 0, None, 16),
+        ("loop", 256, 64, 2, 4, 0, None, 32),
     )
 ]
 # Settings of the one-launch forward (forward="lookback", token-major inputs), checked and timed in a process of
@@ -84,7 +85,7 @@ LOOKBACK_SWEEP = [
     dict(forward="lookback", loop_chunk=c, loop_registers=registers)
     | ({"loop_prefetch": prefetch} if prefetch else {})
     for c, registers, prefetch in ((256, 128, 0), (256, None, 0), (128, 128, 0), (256, 128, 16))
-]
+] + [dict(forward="lookback", loop_chunk=256, loop_registers=128, loop_stages=0, loop_prefetch=16)]
 
 # the fastest sweep settings, timed again with the defaults in this many interleaved rounds before one is chosen:
 # one timing of a setting varies by about 10% on a shared machine, as much as the settings differ

@@ -58,11 +58,15 @@ def cases() -> list[tuple[str, str, dict, int, int | None]]:
         (4, 3, 80, 0),
         (4, 1, None, 16),
         (4, 1, 96, 16),
+        (4, 0, None, 0),
+        (4, 0, None, 16),
+        (1, 0, None, 16),
     ):
         for final in (False, True):
             constants = dict(loop_forward, FINAL=final, UNROLL=unroll, STAGES=stages, PREFETCH=prefetch)
             label = f"loop forward, pass {1 + final}, unrolled x{unroll}"
-            label += (f", {stages} stages" if stages > 1 else "") + (f", {registers} registers" if registers else "")
+            label += {0: ", loads where used", 1: ""}.get(stages, f", {stages} stages")
+            label += f", {registers} registers" if registers else ""
             label += f", prefetch {prefetch} ahead" if prefetch else ""
             out.append((label, "forward_loop_kernel", constants, 2, registers))
     lookback = dict(loop_forward, FINAL=True, UNROLL=4, STAGES=1, PREFETCH=0, LOOKBACK=True)

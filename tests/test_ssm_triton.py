@@ -151,19 +151,22 @@ def token_major(inputs: dict, device: str = "cpu") -> dict:
 @requires_triton
 @pytest.mark.parametrize("backward", ["tile", "loop"])
 @pytest.mark.parametrize(
-    "n,loop_block_d,loop_stages", [(3, 2, 1), (4, 8, 1), (4, 8, 3)], ids=["padded-states", "padded-channels", "staged"]
+    "n,loop_block_d,loop_stages",
+    [(3, 2, 1), (4, 8, 1), (4, 8, 3), (3, 8, 0)],
+    ids=["padded-states", "padded-channels", "staged", "loads-where-used"],
 )
 def test_triton_interpreted_loop_takes_token_major_views(interpreter, n, loop_block_d, loop_stages, backward):
     # The loop forward reads any strides (no copies); its output is token-major like u; the tile backward copies
     # to channel-first, the loop backward reads token-major (copying only the views that are not contiguous).
     # n = 4 fills BLOCK_N and 8 channels per program pad d = 4 (the kernel's unmasked and masked paths); 3 stages:
-    # the walk's plain loads (pipelined by the compiler) instead of its own one-ahead loads.
+    # the walk's plain loads (pipelined by the compiler) instead of its own one-ahead loads; 0: plain loads, not
+    # pipelined.
     inputs = make_inputs(45, torch.float64, True, None, n=n)
     want = run_with_grads(selective_scan_reference, inputs, softplus=True)
     views = token_major(inputs)
     assert views["u"].stride(1) == 1 and views["B"].stride(1) == 1
     sizes = SMALL | {"loop_block_d": loop_block_d, "loop_stages": loop_stages, "backward": backward}
-    if loop_stages > 1:  # with a register limit too (a launch option the interpreter takes and ignores)
+    if loop_stages != 1:  # with a register limit too (a launch option the interpreter takes and ignores)
         sizes["loop_registers"] = 80
     y = selective_scan_triton(**views, delta_softplus=True, **sizes, forward="loop")
     assert y.transpose(1, 2).is_contiguous()
@@ -237,8 +240,8 @@ def test_triton_argument_errors(interpreter, monkeypatch):
         selective_scan_triton(**inputs, forward="tile", backward="loop", loop_block_d=3)
     with pytest.raises(RawMambaError, match="argument loop_unroll must be a power of two"):
         selective_scan_triton(**inputs, loop_unroll=3)
-    with pytest.raises(RawMambaError, match="argument loop_stages must be an integer in 1..8"):
-        selective_scan_triton(**inputs, loop_stages=0)
+    with pytest.raises(RawMambaError, match="argument loop_stages must be an integer in 0..8"):
+        selective_scan_triton(**inputs, loop_stages=9)
     with pytest.raises(RawMambaError, match="argument loop_registers must be None or an integer in 32..255"):
         selective_scan_triton(**inputs, loop_registers=16)
     with pytest.raises(RawMambaError, match="argument backward_registers must be None or an integer in 32..255"):

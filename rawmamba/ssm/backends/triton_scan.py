@@ -77,7 +77,10 @@ LOOP_UNROLL = 4
 # how the loop forward's walk gets its inputs ahead of use: 1, by loading position t + 1 before computing position
 # t; 2 or more, by Triton's software pipelining of plain loads through shared memory with that many stages (sm_90,
 # unrolled x4, 3 stages: 114 + 192 instructions per position against 103 + 155, with cp.async copies and barriers
-# in the walk; not yet timed)
+# in the walk); 0, not at all: each position's inputs are loaded where they are used, which frees the registers
+# that held the next position's (pass 2 unrolled x4: 80 registers, 25 warps per SM, against 128 and 16; 167
+# instructions per position against 155), meant with loop_prefetch so that the loads find their lines in L1
+# (96 registers then). 2 or more and 0 are not yet timed.
 LOOP_STAGES = 1
 # registers per thread the loop forward may use (ptxas's maxnreg; None: as many as it wants). Fewer registers let more
 # warps share an SM to hide the walk's load latency: unrolled x4, pass 2 takes 128 registers (16 warps per SM) and
@@ -207,9 +210,9 @@ def _config(
             raise RawMambaError(f"selective_scan_triton: argument {name} must be a power of two, got {value!r}")
     if chunk < block_t:
         raise RawMambaError(f"selective_scan_triton: argument chunk={chunk} must be >= block_t={block_t}")
-    if not isinstance(loop_stages, int) or not 1 <= loop_stages <= 8:
+    if not isinstance(loop_stages, int) or not 0 <= loop_stages <= 8:
         raise RawMambaError(
-            f"selective_scan_triton: argument loop_stages must be an integer in 1..8, got {loop_stages!r}"
+            f"selective_scan_triton: argument loop_stages must be an integer in 0..8, got {loop_stages!r}"
         )
     for name, value in (("loop_registers", loop_registers), ("backward_registers", backward_registers)):
         if value is not None and (not isinstance(value, int) or not 32 <= value <= 255):
@@ -418,7 +421,8 @@ def selective_scan_triton(
             ``"lookback"`` (powers of two); the other ``loop_*`` arguments are its settings too.
         loop_unroll: positions per iteration of the loop forward's walk (power of two; see :data:`LOOP_UNROLL`).
         loop_stages: 1: the loop forward loads each position's inputs one position ahead itself; 2-8: Triton's
-            software pipelining of the walk's loads, that many stages (see :data:`LOOP_STAGES`).
+            software pipelining of the walk's loads, that many stages; 0: where they are used, with no lookahead
+            of its own (for use with ``loop_prefetch``; see :data:`LOOP_STAGES`).
         loop_registers: at most this many registers per thread in the loop forward (None: no limit; see
             :data:`LOOP_REGISTERS`).
         loop_prefetch: positions ahead that the loop forward prefetches its inputs into L1 (0: none; see

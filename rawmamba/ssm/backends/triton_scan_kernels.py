@@ -339,7 +339,8 @@ def walk_chunk(h, start, steps, length, u_row, dt_row, B_row, C_row, z_row, y_ro
                                       rows, state_off, dm, dn, BLOCK_T, SOFTPLUS, HAS_D, HAS_Z, FINAL, SAVE,
                                       EVEN_D)  # fmt: skip
     else:
-        for k in tl.range(0, steps, loop_unroll_factor=UNROLL, num_stages=STAGES):
+        # STAGES 0: num_stages 1, no pipelining
+        for k in tl.range(0, steps, loop_unroll_factor=UNROLL, num_stages=STAGES if STAGES > 1 else 1):
             t = start + k
             if PREFETCH > 0:
                 prefetch_position(u_ahead, dt_ahead, B_first, B_ahead, C_first, C_ahead, z_ahead,
@@ -418,9 +419,10 @@ def forward_loop_kernel(
     combine levels per tile there). Any strides (``s<tensor>_<axis>``, in elements): with token-major inputs
     (stride 1 along d, as ``(b, l, d)`` tensors viewed as ``(b, d, l)``) the ``BLOCK_D`` values of one position
     are one coalesced load. STAGES 1: the loads of position t + 1 are issued before position t is computed;
-    more: plain loads, pipelined STAGES - 1 iterations ahead by Triton (through shared memory). PREFETCH > 0: the
-    cache lines of position t + PREFETCH are also asked for in L1 at position t (:func:`prefetch`), so that the
-    loads find them there.
+    more: plain loads, pipelined STAGES - 1 iterations ahead by Triton (through shared memory); 0: plain loads
+    where the inputs are used, not pipelined (fewer registers; with PREFETCH, they find their lines in L1).
+    PREFETCH > 0: the cache lines of position t + PREFETCH are also asked for in L1 at position t
+    (:func:`prefetch`), so that the loads find them there.
     FINAL False: the chunk's end state from zero and its decay ``exp(A sum dt)``; FINAL True: ``y`` (eq. 3, D
     skip, silu(z) gate) from the carried start state, and the state at every tile start when SAVE.
     EVEN_D (``per_group % BLOCK_D == 0``) and EVEN_N (``n == BLOCK_N``): no padding channels / states, so the
