@@ -382,8 +382,9 @@ def test_gpu_backend_matches_float64_reference_on_cpu(backend, length):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("loop_stages", [1, 0], ids=["one-ahead", "loads-where-used"])
 @pytest.mark.parametrize("length", [7, 1000, 4097])
-def test_gpu_loop_kernels_prefetching_match_float64_reference(length):
+def test_gpu_loop_kernels_prefetching_match_float64_reference(length, loop_stages):
     # Prefetches take no mask: with d=4 in blocks of 8 channels and n=3 of 4 states, the padding ones must ask for
     # real addresses; results are those of the reference (a prefetch is a hint). Channel-first inputs, then
     # token-major ones (one line per state vector). With a register limit on the backward, as the sweep times it.
@@ -392,7 +393,7 @@ def test_gpu_loop_kernels_prefetching_match_float64_reference(length):
     inputs = make_inputs(length, torch.float64, optional=True, groups=None, n=3)
     want = run_with_grads(selective_scan_reference, inputs, softplus=True)
     options = dict(forward="loop", backward="loop", loop_block_d=8, loop_prefetch=16, backward_prefetch=16,
-                   backward_registers=168, chunk=256)  # fmt: skip
+                   backward_registers=168, chunk=256, loop_stages=loop_stages)  # fmt: skip
     channel_first = {k: v.detach().float().cuda().requires_grad_() for k, v in inputs.items()}
     for views in (channel_first, token_major(inputs, device="cuda")):
         got = run_with_grads(lambda **kw: selective_scan_triton(**kw, **options), views, True)
