@@ -40,7 +40,7 @@ echo "gpu_checks --lookback exit status $? (124: timed out)"
 if [[ -n "${SKIP_PYTEST:-}" ]]; then
     echo "GPU tests skipped (SKIP_PYTEST)" | tee "$OUT/pytest_gpu.log"
 elif python3 -c "import pytest" 2>/dev/null; then
-    timeout 80 python3 -m pytest -q -p no:cacheprovider tests/test_ssm.py tests/test_ssm_triton.py -k "gpu" \
+    timeout 75 python3 -m pytest -q -p no:cacheprovider tests/test_ssm.py tests/test_ssm_triton.py -k "gpu" \
         2>&1 | tail -n 40 | tee "$OUT/pytest_gpu.log"
 else
     echo "pytest not installed: GPU tests skipped (gpu_checks.py still compares against the reference)" \
