@@ -268,37 +268,39 @@ def scan_kernel_times(options: dict, with_backward: bool = False) -> dict:
             "total_ms": sum(ms for _, ms in kernels)}  # fmt: skip
 
 
+def interleaved_timings(variants: list[dict], rounds: int) -> list[list[dict]]:
+    """:func:`time_scan` of the Triton scan forward at L=288,000 with each variant's keyword arguments, once per
+    round, the rounds interleaved (A B C, A B C, ...) so that the machine's drift reaches them all alike: each
+    variant's entries."""
+    entries = [[] for _ in variants]
+    for _ in range(rounds):
+        for out, kwargs in zip(entries, variants, strict=True):
+            out.append(time_scan("triton", 288_000, with_backward=False, **kwargs))
+    return entries
+
+
 def floor_ratios(options: dict, rounds: int = 5) -> dict:
     """Issue 7's criterion, measured with care: the float32 forward at d=192, n=16, L=288,000 on token-major inputs
     with ``options``, with z (the scan the model runs) and without (the scan whose byte floor docs/REFERENCE.md
     quotes), timed alternately over ``rounds`` rounds; the medians and their ratios to the byte floors."""
-    timings = {True: [], False: []}
-    floors = {}
-    for _ in range(rounds):
-        for gated in (True, False):
-            entry = time_scan("triton", 288_000, with_backward=False, token_major=True, gated=gated, **options)
-            timings[gated].append(entry["ms"])
-            floors[gated] = entry["floor_ms"]
+    variants = [dict(token_major=True, gated=gated, **options) for gated in (True, False)]
     out = {"options": options, "rounds": rounds}
-    for gated, name in ((True, "gated"), (False, "without_z")):
-        median = statistics.median(timings[gated])
-        out[name] = {"ms": timings[gated], "median_ms": median, "floor_ms": floors[gated],
-                     "x_floor": median / floors[gated]}  # fmt: skip
+    for name, entries in zip(("gated", "without_z"), interleaved_timings(variants, rounds), strict=True):
+        times = [entry["ms"] for entry in entries]
+        median, floor = statistics.median(times), entries[0]["floor_ms"]
+        out[name] = {"ms": times, "median_ms": median, "floor_ms": floor, "x_floor": median / floor}
     return out
 
 
 def confirm_forward(candidates: list[tuple[dict, bool]], rounds: int) -> dict:
-    """Each candidate setting (options, token-major) timed forward at L=288,000 once per round, the rounds
-    interleaved (A B C, A B C, ...) so that the machine's drift reaches them all alike: ``settings``, each with its
-    timings and their median."""
-    timings = [[] for _ in candidates]
-    for _ in range(rounds):
-        for times, (options, token_major) in zip(timings, candidates, strict=True):
-            times.append(time_scan("triton", 288_000, with_backward=False, token_major=token_major, **options)["ms"])
-    settings = [
-        {"options": options, "token_major": token_major, "ms": times, "median_ms": statistics.median(times)}
-        for times, (options, token_major) in zip(timings, candidates, strict=True)
-    ]
+    """Each candidate setting (options, token-major) timed forward at L=288,000 in interleaved rounds
+    (:func:`interleaved_timings`): ``settings``, each with its timings and their median."""
+    variants = [dict(token_major=token_major, **options) for options, token_major in candidates]
+    settings = []
+    for entries, (options, token_major) in zip(interleaved_timings(variants, rounds), candidates, strict=True):
+        times = [entry["ms"] for entry in entries]
+        settings.append({"options": options, "token_major": token_major, "ms": times,
+                         "median_ms": statistics.median(times)})  # fmt: skip
     return {"rounds": rounds, "settings": settings}
 
 

@@ -433,7 +433,8 @@ def forward_loop_kernel(
     and ``decay_ptr`` then hold what each chunk publishes first, ``starts_ptr`` the state after each chunk, and the
     state after the last chunk also goes to ``last_ptr``."""
     if LOOKBACK:  # work in the order programs start: each waits only for chunks taken before its own
-        blocks = tl.num_programs(0) // tl.cdiv(length, CHUNK)
+        n_chunks = tl.cdiv(length, CHUNK)
+        blocks = tl.num_programs(0) // n_chunks
         ticket = tl.atomic_add(flags_ptr, 1, sem="relaxed")
         chunk, pid = ticket // blocks, ticket % blocks
     else:
@@ -471,8 +472,8 @@ def forward_loop_kernel(
                                UNROLL, STAGES, PREFETCH)  # fmt: skip
         decay = tl.exp2(dt_sum * A2)
         if LOOKBACK:
-            h = chunk_carry(h, decay, chunk, pid, blocks, tl.cdiv(length, CHUNK), flags_ptr, local_ptr, decay_ptr,
-                            starts_ptr, last_ptr, rows, state_off, dn, BLOCK_D, BLOCK_N)  # fmt: skip
+            h = chunk_carry(h, decay, chunk, pid, blocks, n_chunks, flags_ptr, local_ptr, decay_ptr, starts_ptr,
+                            last_ptr, rows, state_off, dn, BLOCK_D, BLOCK_N)  # fmt: skip
         else:
             tl.store(local_ptr + chunk * rows + state_off, h, mask=dn)
             tl.store(decay_ptr + chunk * rows + state_off, decay, mask=dn)
