@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rawmamba.baselines import GlobalColourFit, InverseGamma, SampleInterpolation, polynomial_features
+from rawmamba.baselines import GlobalColourFit, InverseGamma, SampleInterpolation, global_fit, polynomial_features
 from rawmamba.baselines.global_fit import apply_polynomial
 from rawmamba.errors import RawMambaError
 from rawmamba.isp import srgb_oetf
@@ -88,3 +88,18 @@ def test_inverse_gamma_inverts_the_srgb_oetf():
     meta = first_frame_metadata(linear, linear)
     pred = InverseGamma().derender(srgb_oetf(linear), meta)
     assert torch.allclose(pred, linear, atol=1e-5)
+
+
+def test_apply_polynomial_in_chunks_converts_each_chunk(monkeypatch):
+    # 2 x 3 frames of 11 pixels in chunks of 12 pixels (2 columns of every plane): the same map, computed in
+    # the coefficients' float64 from float32 planes and returned in the dtype asked for
+    monkeypatch.setattr(global_fit, "PIXELS_PER_CHUNK", 12)
+    generator = torch.Generator().manual_seed(2)
+    planes = torch.rand(2, 3, 3, 11, generator=generator)
+    coefficients = torch.randn(2, 20, 4, dtype=torch.float64, generator=generator)
+    expected = (polynomial_features(planes.double().movedim(2, -1), 3) @ coefficients[:, None]).movedim(-1, 2)
+    got = apply_polynomial(coefficients, planes, 3)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    single = apply_polynomial(coefficients, planes, 3, dtype=torch.float32)
+    assert single.dtype == torch.float32 and torch.equal(single, expected.float())

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from rawmamba.errors import RawMambaError
+from rawmamba.models import encoders
 from rawmamba.models.decoder import Decoder3d, base_colour_map, tone_curve
 from rawmamba.models.deformable_attention import DeformableAttention, deformable_attention
 from rawmamba.models.encoders import ConvNeXtEncoder, masked_cell_pool
@@ -271,3 +272,24 @@ def test_decoder_with_prior_starts_at_the_prior_and_reads_it(raw_channels):
         dec(features, frames)
     with pytest.raises(RawMambaError, match="needs no prior"):
         Decoder3d(16, raw_channels, reduction=4, dims=(8, 8, 8))(features, frames, prior)
+
+
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_metadata_encoder_equals_pooling_its_mlp_output(monkeypatch, with_mask):
+    # the encoder pools before the MLP's last layer and groups its images: the same map as pooling the MLP's
+    # output (eq. 8), empty cells 0, also across groups (3 images of 16x16 pixels, 2 per call)
+    monkeypatch.setattr(encoders, "PIXELS_PER_CALL", 2 * 16 * 16)
+    encoder = encoders.MetadataEncoder(3, 5, hidden=6, cell=4).double()
+    with torch.no_grad():
+        encoder.mlp[2].bias.uniform_(0.5, 1.0)  # a bias that would show in an empty cell
+    image = torch.rand(3, 3, 16, 16, dtype=torch.float64)
+    mask = (torch.rand(3, 1, 16, 16) < 0.05).double() if with_mask else None
+    if with_mask:
+        mask[:, :, :4, :4] = 0.0  # one empty cell in every image
+        mask[:, :, 4, 4] = 1.0  # and at least one sampled cell
+    features, valid = encoder(image, mask)
+    expected, expected_valid = masked_cell_pool(encoder.mlp(image), mask, 4)
+    assert features.shape == (3, 5, 4, 4) and torch.equal(valid, expected_valid)
+    torch.testing.assert_close(features, expected, rtol=1e-12, atol=1e-12)
+    if with_mask:
+        assert (features[:, :, 0, 0] == 0).all() and (features[:, :, 1, 1] != 0).all()

@@ -84,8 +84,9 @@ class ConvBlock3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in, T, H, W)`` -> ``(B, out, T, H, W)``."""
-        residual = x if self.skip is None else conv_volume(self.skip, x)
-        return residual + conv_volume(self.conv2, F.gelu(conv_volume(self.conv1, x)))
+        out = conv_volume(self.conv2, F.gelu(conv_volume(self.conv1, x)))
+        out += x if self.skip is None else conv_volume(self.skip, x)  # in place: no conv keeps its output
+        return out
 
 
 class Decoder3d(nn.Module):
@@ -172,7 +173,9 @@ class Decoder3d(nn.Module):
             skip = stem(torch.cat((flat, prior.flatten(0, 1)), dim=1) if prior is not None and i == last else flat)
             skip = skip.view(b, t, *skip.shape[1:]).transpose(1, 2)  # (B, C, T, h, w)
             y = F.interpolate(y, size=(t, *skip.shape[-2:]), mode="trilinear", align_corners=False)
-            y = up(torch.cat((y, skip), dim=1))
+            y = torch.cat((y, skip), dim=1)
+            del skip  # held by y now: a full-resolution volume less while the block runs
+            y = up(y)
         k = self.base_channels
         coeffs = conv_volume(self.head, y).transpose(1, 2).reshape(b, t, self.raw_channels, k + 1, h, w)
         base = tone_curve(frames, self.curve) if prior is None else prior  # (B, T, k, H, W)

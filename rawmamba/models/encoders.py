@@ -23,6 +23,9 @@ from rawmamba.errors import RawMambaError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Pixels of the images that one call of a MetadataEncoder's first layer takes (a frame of 1440x640 is 0.92 M):
+# 16 training crops of 256x256 go in one call, a video is encoded frame by frame.
+PIXELS_PER_CALL = 1 << 20
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -170,5 +173,21 @@ class MetadataEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``image (N, in_channels, H, W)``, ``mask (N, 1, H, W)`` or None ->
-        ``(features (N, dim, H/cell, W/cell), valid (N, 1, H/cell, W/cell))``."""
-        return masked_cell_pool(self.mlp(image), mask, self.cell)
+        ``(features (N, dim, H/cell, W/cell), valid (N, 1, H/cell, W/cell))``.
+
+        Equal to ``masked_cell_pool(self.mlp(image), mask, cell)`` up to float rounding, computed cheaper: the
+        MLP's last layer is linear and the pooling a (masked) mean, so they commute, and pooling the hidden
+        features first saves that layer ``cell ** 2`` times its work and never holds its full-resolution output.
+        An empty cell pools to 0 either way, hence the product with ``valid``, which keeps the bias out of it.
+        Images go through the first layer in groups of at most :data:`PIXELS_PER_CALL` pixels (one image if it
+        is larger), so that without autograd one group's full-resolution hidden features at most exist at a
+        time."""
+        first, activation, last = self.mlp
+        per_call = max(1, PIXELS_PER_CALL // (image.shape[-2] * image.shape[-1]))
+        groups = []
+        for i in range(0, image.shape[0], per_call):
+            group_mask = None if mask is None else mask[i : i + per_call]
+            groups.append(masked_cell_pool(activation(first(image[i : i + per_call])), group_mask, self.cell))
+        hidden = torch.cat([pooled for pooled, _ in groups])
+        valid = torch.cat([cells for _, cells in groups])
+        return last(hidden) * valid, valid

@@ -97,9 +97,10 @@ class GlobalColourPrior(nn.Module):
         if coefficients.shape[0] != frames.shape[0]:
             raise RawMambaError("global prior: frames and metadata must have the same batch size")
         with torch.autocast(frames.device.type, enabled=False):
-            prior = apply_polynomial(coefficients, frames.double().flatten(-2), self.degree)  # (B, *, C_raw, H W)
+            # (B, *, C_raw, H W), computed in float64 a chunk of pixels at a time
+            prior = apply_polynomial(coefficients, frames.flatten(-2), self.degree, dtype=frames.dtype)
             prior = prior.view(*prior.shape[:-1], *frames.shape[-2:])
-        return prior.clamp(0.0, 1.0).to(frames.dtype)
+        return prior.clamp(0.0, 1.0)
 
     def forward(
         self, frames: torch.Tensor, meta_srgb: torch.Tensor, meta_raw: torch.Tensor, meta_mask: torch.Tensor

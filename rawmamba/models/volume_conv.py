@@ -19,6 +19,10 @@ How: with zero padding ``kt // 2`` in time and stride 1, output frame ``j`` is
 (the others read zeros), plus the bias once; groups carry over unchanged. Each conv2d takes one frame of
 every batch item: folding many frames into one batch made oneDNN switch (at about 32 MB of input in our
 measurements) to an algorithm that costs 2x more per frame, so one call per frame and tap is simpler and faster.
+Memory: besides its output, which it fills frame by frame, the path holds the ``kt`` input frames that the
+current output frame reads (each made contiguous once) and that frame's result, not a copy of the whole input
+volume nor a list of output frames to stack (each as large as the volume): inference of ``rawmamba_tiny`` on 5
+frames of 1440x640 peaked at (see ``docs/CPU_MEMORY.md``).
 
 :func:`conv_volume` picks the path: a single frame always goes through the centre tap alone (the other taps
 only meet the zero padding; on any device, as the decoder did before; about 20x faster than ``conv3d`` on
@@ -62,17 +66,25 @@ def conv3d_per_frame(
     if kt % 2 == 0:
         raise ValueError(f"conv3d_per_frame: temporal kernel size must be odd, got {kt}")
     t, centre = x.shape[2], kt // 2
-    frames = x.permute(2, 0, 1, 3, 4).contiguous()  # (T, B, C, H, W): each frame contiguous; no copy if T = 1
     taps = weight.unbind(2)
-    outs = []
+    frames: dict[int, torch.Tensor] = {}  # the input frames that output frames from here on read, contiguous
+    out = None
     for j in range(t):
-        out = F.conv2d(frames[j], taps[centre], bias, padding=padding, groups=groups)
+        for s in range(max(0, j - centre), min(t, j + centre + 1)):
+            if s not in frames:
+                frames[s] = x[:, :, s].contiguous()  # no copy if t = 1
+        frame_out = F.conv2d(frames[j], taps[centre], bias, padding=padding, groups=groups)
         for i in range(kt):
             s = j + i - centre
             if i != centre and 0 <= s < t:  # taps outside the clip read the zero padding
-                out += F.conv2d(frames[s], taps[i], None, padding=padding, groups=groups)  # conv2d keeps no output
-        outs.append(out)
-    return outs[0].unsqueeze(2) if t == 1 else torch.stack(outs, dim=2)
+                frame_out += F.conv2d(frames[s], taps[i], None, padding=padding, groups=groups)  # keeps no output
+        frames.pop(j - centre, None)  # no later output frame reads it
+        if t == 1:
+            return frame_out.unsqueeze(2)
+        if out is None:
+            out = frame_out.new_empty((frame_out.shape[0], frame_out.shape[1], t, *frame_out.shape[2:]))
+        out[:, :, j] = frame_out
+    return out
 
 
 def per_frame_applies(conv: nn.Conv3d) -> bool:
