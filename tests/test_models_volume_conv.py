@@ -102,12 +102,46 @@ def test_conv_volume_takes_the_per_frame_path_on_cpu(t, monkeypatch):
     torch.testing.assert_close(conv_volume(conv, x), want, **TOL)
 
 
-def test_conv_volume_keeps_conv3d_for_pointwise_clips():
-    conv = make_conv((1, 1, 1), groups=1, bias=True)
-    x, _ = inputs(3)
-    assert torch.equal(conv_volume(conv, x), conv(x))
-    single, _ = inputs(1)
-    torch.testing.assert_close(conv_volume(conv, single), conv(single), **TOL)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("t", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("frame_major", [False, True])
+def test_pointwise_conv_is_a_matrix_product_in_the_input_layout(t, bias, frame_major, dtype, monkeypatch):
+    conv = make_conv((1, 1, 1), groups=1, bias=bias, out_channels=6).to(dtype)
+    x, gen = inputs(t)
+    x = x.to(dtype)
+    if frame_major:
+        x = x.transpose(1, 2).contiguous().transpose(1, 2)
+    grad_out = torch.randn(2, 6, t, 7, 9, generator=gen, dtype=dtype)
+    want, want_grads = forward_and_grads(conv, conv, x, grad_out)
+    monkeypatch.setattr(F, "conv3d", lambda *args, **kwargs: pytest.fail("conv3d called"))
+    got, got_grads = forward_and_grads(lambda v: conv_volume(conv, v), conv, x, grad_out)
+    assert_close_for(got, want, dtype)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        assert_close_for(g, w, dtype)
+    # a frame-major input gives a frame-major output; a channel-major one a contiguous output
+    assert got.transpose(1, 2).is_contiguous() if frame_major else got.is_contiguous()
+
+
+def test_per_frame_conv_output_is_frame_major_and_reads_frame_major_frames_without_copies(monkeypatch):
+    conv = make_conv((3, 3, 3), groups=1, bias=True)
+    x, _ = inputs(4)
+    x = x[:1].transpose(1, 2).contiguous().transpose(1, 2)  # one batch item: each frame contiguous
+    out = conv_volume(conv, x)
+    assert out.transpose(1, 2).is_contiguous()
+    torch.testing.assert_close(out, conv(x.contiguous()), **TOL)
+    copies = []
+    contiguous = torch.Tensor.contiguous
+
+    def counted(tensor, *args, **kwargs):
+        result = contiguous(tensor, *args, **kwargs)
+        copies.append(result.data_ptr() != tensor.data_ptr())
+        return result
+
+    monkeypatch.setattr(torch.Tensor, "contiguous", counted)
+    again = conv_volume(conv, out)  # frame-major input
+    assert len(copies) == 4 and not any(copies)
+    torch.testing.assert_close(again, conv(out.contiguous()), **TOL)
 
 
 @pytest.mark.parametrize(

@@ -19,16 +19,23 @@ How: with zero padding ``kt // 2`` in time and stride 1, output frame ``j`` is
 (the others read zeros), plus the bias once; groups carry over unchanged. Each conv2d takes one frame of
 every batch item: folding many frames into one batch made oneDNN switch (at about 32 MB of input in our
 measurements) to an algorithm that costs 2x more per frame, so one call per frame and tap is simpler and faster.
-Memory: besides its output, which it fills frame by frame, the path holds the ``kt`` input frames that the
-current output frame reads (each made contiguous once) and that frame's result, not a copy of the whole input
-volume nor a list of output frames to stack (each as large as the volume): inference of ``rawmamba_tiny`` on 5
-frames of 1440x640 peaked at (see ``docs/CPU_MEMORY.md``).
+Memory and layout: the path fills its output frame by frame in a frame-major layout (the storage of
+``(B, T, C_out, H, W)``, returned as its ``(B, C_out, T, H, W)`` view), so that for B = 1 every frame of the
+result is contiguous and the next per-frame conv or pointwise product reads it without a copy. Besides its
+output it holds the ``kt`` input frames that the current output frame reads (each made contiguous once, a copy
+only if the input is not frame-major) and that frame's result: no copy of the whole input volume and no list of
+output frames to stack.
+
+Pointwise (1x1x1) convs on the CPU are one matrix product ``weight (C_out, C) @ x (C, pixels)`` per frame (or
+per batch item for a channel-major input), in the input's layout. Measured (2 threads, 2-core AMD EPYC, 5 frames,
+ms, conv3d / this): 32 -> 16 channels at 1440x640 479 / 170, 16 -> 12 at 1440x640 386 / 104, 48 -> 16 at 720x320
+149 / 50 (oneDNN's conv3d also reorders the whole volume into its blocked layout and back).
 
 :func:`conv_volume` picks the path: a single frame always goes through the centre tap alone (the other taps
 only meet the zero padding; on any device, as the decoder did before; about 20x faster than ``conv3d`` on
-the CPU); longer clips on the CPU go frame by frame unless the
-kernel is 1x1x1 (for that ``slow_conv3d`` is one matrix product and faster); other devices keep
-``conv3d`` on a contiguous input. On an H100 (bf16, ``benchmarks/conv_paths_cuda.py``) cuDNN computed the
+the CPU); on the CPU a 1x1x1 kernel (not grouped, no padding) goes through the matrix product and longer clips
+go frame by frame; other devices keep ``conv3d`` on a contiguous input. On an H100 (bf16,
+``benchmarks/conv_paths_cuda.py``) cuDNN computed the
 depth-wise 3x3x3 conv of LTA-Mamba (96 channels, 5x160x360) in 2.78 ms on the channels-last-strided input that
 ``norm_volume`` returns and in 0.62 ms on a contiguous one (the copy costs about 0.1 ms); frame by frame it
 took 1.17 ms, and 1.3-2x longer than ``conv3d`` for the dense convs. Convs the identity does not cover
@@ -60,7 +67,7 @@ def conv3d_per_frame(
         groups: as for ``conv3d``.
 
     Returns:
-        ``(B, C_out, T, H', W')``, contiguous.
+        ``(B, C_out, T, H', W')``, frame-major (a view of ``(B, T, C_out, H', W')`` storage).
     """
     kt = weight.shape[2]
     if kt % 2 == 0:
@@ -72,18 +79,34 @@ def conv3d_per_frame(
     for j in range(t):
         for s in range(max(0, j - centre), min(t, j + centre + 1)):
             if s not in frames:
-                frames[s] = x[:, :, s].contiguous()  # no copy if t = 1
+                frames[s] = x[:, :, s].contiguous()  # no copy if x is frame-major (and B = 1) or t = 1
         frame_out = F.conv2d(frames[j], taps[centre], bias, padding=padding, groups=groups)
         for i in range(kt):
             s = j + i - centre
             if i != centre and 0 <= s < t:  # taps outside the clip read the zero padding
                 frame_out += F.conv2d(frames[s], taps[i], None, padding=padding, groups=groups)  # keeps no output
         frames.pop(j - centre, None)  # no later output frame reads it
-        if t == 1:
-            return frame_out.unsqueeze(2)
         if out is None:
-            out = frame_out.new_empty((frame_out.shape[0], frame_out.shape[1], t, *frame_out.shape[2:]))
-        out[:, :, j] = frame_out
+            out = frame_out.new_empty((frame_out.shape[0], t, *frame_out.shape[1:]))
+        out[:, j] = frame_out
+    return out.transpose(1, 2)
+
+
+def conv3d_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.conv3d(x, weight, bias)`` for a 1x1x1 ``weight (C_out, C, 1, 1, 1)`` as one matrix product.
+
+    ``x (B, C, T, H, W)`` frame-major (see :func:`conv3d_per_frame`) gives a frame-major result, any other layout
+    a contiguous one (``x`` is copied first unless it is contiguous)."""
+    b, c, t, h, w = x.shape
+    matrix = weight.flatten(1)
+    # bmm, not matmul: matmul would fold the batch into the pixels, i.e. copy x
+    if x.transpose(1, 2).is_contiguous():
+        columns = x.transpose(1, 2).reshape(b * t, c, h * w)
+        out = torch.bmm(matrix.expand(b * t, -1, -1), columns).view(b, t, -1, h, w).transpose(1, 2)
+    else:
+        out = torch.bmm(matrix.expand(b, -1, -1), x.reshape(b, c, t * h * w)).view(b, -1, t, h, w)
+    if bias is not None:
+        out += bias.view(-1, 1, 1, 1)  # in place: the product keeps no output
     return out
 
 
@@ -104,8 +127,9 @@ def conv_volume(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     """``conv(x)`` for ``x (B, C, T, H, W)``, per frame where that is faster (see the module docstring)."""
     if x.dim() != 5 or not per_frame_applies(conv):
         return conv(x)
-    single = x.shape[2] == 1
-    pointwise = conv.kernel_size == (1, 1, 1)
-    if single or (x.device.type == "cpu" and not pointwise):
+    cpu = x.device.type == "cpu"
+    if cpu and conv.kernel_size == (1, 1, 1) and conv.groups == 1 and conv.padding == (0, 0, 0):
+        return conv3d_pointwise(x, conv.weight, conv.bias)
+    if x.shape[2] == 1 or cpu:
         return conv3d_per_frame(x, conv.weight, conv.bias, conv.padding[1:], conv.groups)
     return conv(x.contiguous())
