@@ -1,7 +1,7 @@
 """Linear scaling of ``rawmamba_tiny`` inference on CPU: cost per pixel vs image size, cost per frame vs clip length.
 
     .venv/bin/python benchmarks/scaling_cpu.py [--threads 2] [--sizes 256 512 1024 2048]
-        [--frames 1 2 4 8 16 32] [--video-size 256 256] [--given-flow] [--default-allocator] [--repeats 3]
+        [--frames 1 2 4 8 16 32] [--video-size 256 256] [--given-flow] [--allocator benchmark] [--repeats 3]
         [--sample-refinement none|rbf] [--model rawmamba_tiny] [--out benchmarks/results/scaling_cpu.json]
 
 The same script gives the end-to-end CPU throughput of a model (megapixels per second on images, frames per
@@ -18,8 +18,10 @@ Peak memory is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the timed for
 warm-up (model and inputs already allocated): the extra resident memory inference needed at its peak.
 Each worker starts with ``THP_MEM_ALLOC_ENABLE=1`` (PyTorch backs tensors of 2 MiB and more with transparent huge
 pages) and first calls :func:`rawmamba.allocator.reuse_freed_memory` (freed heap memory is reused instead of fresh
-pages for every large tensor); see that module for both. ``--default-allocator`` leaves PyTorch's and glibc's
-defaults.
+pages for every large tensor); see that module for both (``--allocator benchmark``). ``--allocator command-line``
+keeps the huge pages only, as the ``rawmamba`` command does: glibc then hands freed tensors back to the system,
+so the peak is that of the tensors alive at once, as a user sees it (with reused memory the heap fragments and
+the peak varies from run to run). ``--allocator default`` leaves PyTorch's and glibc's defaults.
 
 The JSON holds, per case, the median wall-clock and process-CPU seconds, both per pixel (images) or per frame
 (videos), and the acceptance ratios: max / min cost per pixel over the sizes and per frame over the clip lengths
@@ -45,6 +47,12 @@ from rawmamba.models import create_model
 from rawmamba.models.sample_refinement import REFINEMENTS
 from rawmamba.ssm import DEFAULT_BACKEND, ENV_VAR, get_backend
 
+ALLOCATORS = {
+    "benchmark": f"{HUGE_PAGES_ENV}=1 and rawmamba.allocator.reuse_freed_memory()",
+    "command-line": f"{HUGE_PAGES_ENV}=1 (as the rawmamba command)",
+    "default": "defaults",
+}
+
 
 def case_inputs(kind: str, frames: int, h: int, w: int, given_flow: bool) -> tuple:
     """The forward's arguments: an image with grid metadata, or a clip with dense first-frame metadata."""
@@ -61,7 +69,7 @@ def case_inputs(kind: str, frames: int, h: int, w: int, given_flow: bool) -> tup
 def run_case(kind: str, frames: int, h: int, w: int, args: argparse.Namespace) -> dict:
     """Time one case in this process (called in a fresh worker)."""
     torch.set_num_threads(args.threads)
-    if not args.default_allocator:
+    if args.allocator == "benchmark":
         reuse_freed_memory()
     model = create_model(args.model, sample_refinement=args.sample_refinement).eval()
     batch = case_inputs(kind, frames, h, w, args.given_flow)
@@ -99,7 +107,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="clip lengths")
     parser.add_argument("--video-size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
     parser.add_argument("--given-flow", action="store_true", help="pass a zero flow (no OpenCV DIS)")
-    parser.add_argument("--default-allocator", action="store_true", help="keep glibc's default heap settings")
+    parser.add_argument(
+        "--allocator",
+        choices=tuple(ALLOCATORS),
+        default="benchmark",
+        help="memory settings: huge pages and reuse of freed memory (benchmark), huge pages only as the rawmamba "
+        "command (command-line), or PyTorch's and glibc's defaults",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed forwards per case (median)")
     parser.add_argument(
         "--sample-refinement",
@@ -120,9 +134,9 @@ def main() -> None:
     for case in cases:
         cmd = [sys.executable, __file__, "--worker", *map(str, case), "--threads", str(args.threads)]
         cmd += ["--repeats", str(args.repeats)] + (["--given-flow"] if args.given_flow else [])
-        cmd += ["--default-allocator"] if args.default_allocator else []
+        cmd += ["--allocator", args.allocator]
         cmd += ["--sample-refinement", args.sample_refinement, "--model", args.model]
-        env = os.environ if args.default_allocator else {**os.environ, HUGE_PAGES_ENV: "1"}
+        env = os.environ if args.allocator == "default" else {**os.environ, HUGE_PAGES_ENV: "1"}
         row = json.loads(subprocess.run(cmd, stdout=subprocess.PIPE, check=True, env=env).stdout)
         rows.append(row)
         print(
@@ -149,9 +163,7 @@ def main() -> None:
         "sample_refinement": args.sample_refinement,
         "video_metadata": "dense first frame",
         "video_flow": "given (zero)" if args.given_flow else "computed by the model with OpenCV DIS",
-        "allocator": "defaults"
-        if args.default_allocator
-        else f"{HUGE_PAGES_ENV}=1 and rawmamba.allocator.reuse_freed_memory()",
+        "allocator": ALLOCATORS[args.allocator],
         "repeats": args.repeats,
         "statistic": "median seconds over the repeats after one warm-up (wall clock; *_cpu_s: process CPU time)",
         "peak_memory_method": "ru_maxrss after the timed forwards minus before the warm-up, fresh process per case",

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rawmamba.errors import RawMambaError
-from rawmamba.models.volume_conv import conv_volume
+from rawmamba.models.volume_conv import conv_volume, join_channels
 
 
 def base_colour_map(raw_channels: int) -> torch.Tensor:
@@ -173,8 +173,7 @@ class Decoder3d(nn.Module):
             skip = stem(torch.cat((flat, prior.flatten(0, 1)), dim=1) if prior is not None and i == last else flat)
             skip = skip.view(b, t, *skip.shape[1:]).transpose(1, 2)  # (B, C, T, h, w)
             y = F.interpolate(y, size=(t, *skip.shape[-2:]), mode="trilinear", align_corners=False)
-            # frame-major (volume_conv): the block's per-frame convs read its frames without copies
-            y = torch.cat((y.transpose(1, 2), skip.transpose(1, 2)), dim=2).transpose(1, 2)
+            y = join_channels(y, skip)
             del skip  # held by y now: a full-resolution volume less while the block runs
             y = up(y)
         k = self.base_channels

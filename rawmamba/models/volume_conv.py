@@ -86,6 +86,8 @@ def conv3d_per_frame(
             if i != centre and 0 <= s < t:  # taps outside the clip read the zero padding
                 frame_out += F.conv2d(frames[s], taps[i], None, padding=padding, groups=groups)  # keeps no output
         frames.pop(j - centre, None)  # no later output frame reads it
+        if t == 1:
+            return frame_out.unsqueeze(2)  # contiguous, and frame-major too
         if out is None:
             out = frame_out.new_empty((frame_out.shape[0], t, *frame_out.shape[1:]))
         out[:, j] = frame_out
@@ -108,6 +110,14 @@ def conv3d_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     if bias is not None:
         out += bias.view(-1, 1, 1, 1)  # in place: the product keeps no output
     return out
+
+
+def join_channels(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """``torch.cat((first, second), dim=1)`` of two ``(B, C, T, H, W)`` volumes, in the layout that
+    :func:`conv_volume` reads without a copy: frame-major on the CPU, contiguous on other devices."""
+    if first.device.type != "cpu":
+        return torch.cat((first, second), dim=1)
+    return torch.cat((first.transpose(1, 2), second.transpose(1, 2)), dim=2).transpose(1, 2)
 
 
 def per_frame_applies(conv: nn.Conv3d) -> bool:
