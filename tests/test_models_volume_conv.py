@@ -9,7 +9,7 @@ import rawmamba.models.decoder as decoder_module
 import rawmamba.models.lta_mamba as lta_module
 from rawmamba.models.decoder import ConvBlock3d, Decoder3d
 from rawmamba.models.lta_mamba import LTAMamba
-from rawmamba.models.volume_conv import conv3d_per_frame, conv_volume, per_frame_applies
+from rawmamba.models.volume_conv import conv3d_per_frame, conv_volume, join_channels, per_frame_applies
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 KERNELS = [(3, 3, 3), (1, 3, 3), (3, 1, 1), (5, 3, 1)]
@@ -200,3 +200,10 @@ def test_lta_mamba_output_is_unchanged_by_the_per_frame_path(t, conv_mode, monke
         monkeypatch.setattr(lta_module, "conv_volume", plain_conv3d)
         want = model(x)
     torch.testing.assert_close(got, want, **TOL)
+
+
+def test_join_channels_is_a_frame_major_concatenation_on_cpu():
+    first, second = torch.randn(1, 3, 4, 5, 6), torch.randn(1, 2, 4, 5, 6).transpose(1, 2).contiguous().transpose(1, 2)
+    joined = join_channels(first, second)
+    assert torch.equal(joined, torch.cat((first, second), dim=1))
+    assert joined.transpose(1, 2).is_contiguous()

@@ -24,7 +24,10 @@ Memory and layout: the path fills its output frame by frame in a frame-major lay
 result is contiguous and the next per-frame conv or pointwise product reads it without a copy. Besides its
 output it holds the ``kt`` input frames that the current output frame reads (each made contiguous once, a copy
 only if the input is not frame-major) and that frame's result: no copy of the whole input volume and no list of
-output frames to stack.
+output frames to stack. Inference of ``rawmamba_tiny`` on 5 frames of 1440x640 peaks in the decoder's
+full-resolution block: 2.6 GiB above the resident memory before the forward with the earlier path (which
+copied the input volume and stacked its output frames), 1.4 GiB with this one, the pointwise product below and
+the leaner metadata encoders and global prior (``benchmarks/memory_cpu.py``, ``docs/CPU_SPEED.md``).
 
 Pointwise (1x1x1) convs on the CPU are one matrix product ``weight (C_out, C) @ x (C, pixels)`` per frame (or
 per batch item for a channel-major input), in the input's layout. Measured (2 threads, 2-core AMD EPYC, 5 frames,
