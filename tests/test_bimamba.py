@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from rawmamba.errors import RawMambaError
-from rawmamba.models.bimamba import BiMamba, SSMBranch
+from rawmamba.models.bimamba import BiMamba, SSMBranch, channel_first_product
 from rawmamba.ssm import register_backend, registry
 from rawmamba.ssm.backends.chunked import selective_scan_chunked
 
@@ -142,3 +142,24 @@ def test_bad_input_is_reported():
         BiMamba(8)(torch.randn(2, 5, 7))
     with pytest.raises(RawMambaError, match="dt_rank"):
         BiMamba(8, dt_rank=0)
+
+
+@pytest.mark.parametrize("layout", ["sliced", "transposed", "contiguous"])
+def test_channel_first_product_reads_strided_inputs_as_matmul_does(layout):
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.randn(5, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    base = {
+        "sliced": lambda: torch.randn(2, 4, 40, dtype=torch.float64, generator=generator)[..., :37],
+        "transposed": lambda: torch.randn(2, 37, 4, dtype=torch.float64, generator=generator).transpose(1, 2),
+        "contiguous": lambda: torch.randn(2, 4, 37, dtype=torch.float64, generator=generator),
+    }[layout]()
+    x = base.requires_grad_(True) if base.is_leaf else base.detach().requires_grad_(True)
+    got = channel_first_product(weight, x)
+    assert got.shape == (2, 5, 37) and got.is_contiguous()
+    want = weight @ x
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    grad = torch.randn(2, 5, 37, dtype=torch.float64, generator=generator)
+    got_grads = torch.autograd.grad(got, (weight, x), grad)
+    want_grads = torch.autograd.grad(want, (weight, x), grad)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
