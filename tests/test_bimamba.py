@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from rawmamba.errors import RawMambaError
-from rawmamba.models.bimamba import BiMamba, SSMBranch, channel_first_product
+from rawmamba.models.bimamba import BiMamba, SSMBranch
+from rawmamba.models.channel_product import channel_first_product
 from rawmamba.ssm import register_backend, registry
 from rawmamba.ssm.backends.chunked import selective_scan_chunked
 

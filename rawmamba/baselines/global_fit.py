@@ -62,9 +62,10 @@ def apply_polynomial(
     out = planes.new_empty((batch, *middle, coefficients.shape[2], pixels), dtype=dtype or coefficients.dtype)
     step = max(1, PIXELS_PER_CHUNK // planes[..., 0, 0].numel())  # pixels of every plane per chunk
     for start in range(0, pixels, step):
+        columns = out[..., start : start + step]
         chunk = planes[..., start : start + step].to(coefficients.dtype)
         features = polynomial_features(chunk, degree, dim=-2).reshape(batch, -1, coefficients.shape[1], chunk.shape[-1])
-        out[..., start : start + step] = (mapped @ features).view(out[..., start : start + step].shape)
+        columns.copy_((mapped @ features).view(columns.shape))
     return out
 
 

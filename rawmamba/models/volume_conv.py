@@ -52,6 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rawmamba.models.channel_product import channel_first_product
+
 
 def conv3d_per_frame(
     x: torch.Tensor,
@@ -104,12 +106,11 @@ def conv3d_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     a contiguous one (``x`` is copied first unless it is contiguous)."""
     b, c, t, h, w = x.shape
     matrix = weight.flatten(1)
-    # bmm, not matmul: matmul would fold the batch into the pixels, i.e. copy x
     if x.transpose(1, 2).is_contiguous():
-        columns = x.transpose(1, 2).reshape(b * t, c, h * w)
-        out = torch.bmm(matrix.expand(b * t, -1, -1), columns).view(b, t, -1, h, w).transpose(1, 2)
+        frames = x.transpose(1, 2).reshape(b * t, c, h * w)
+        out = channel_first_product(matrix, frames).view(b, t, -1, h, w).transpose(1, 2)
     else:
-        out = torch.bmm(matrix.expand(b, -1, -1), x.reshape(b, c, t * h * w)).view(b, -1, t, h, w)
+        out = channel_first_product(matrix, x.reshape(b, c, t * h * w)).view(b, -1, t, h, w)
     if bias is not None:
         out += bias.view(-1, 1, 1, 1)  # in place: the product keeps no output
     return out
