@@ -218,6 +218,8 @@ def test_shape_errors_are_clear():
         model(x, ms, mr, mask, flow=torch.zeros(2, 1, 2, 32, 64))
     with pytest.raises(RawMambaError, match="x must be"):
         model(x[:, 0], ms, mr, mask)
+    with pytest.raises(RawMambaError, match="at least one frame"):
+        model(x[:0], ms[:0], mr[:0], mask[:0])
 
 
 def test_create_model_errors_and_registry():

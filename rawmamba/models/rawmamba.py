@@ -254,6 +254,8 @@ class RAWMamba(nn.Module):
         """Raise RawMambaError naming the argument whose shape breaks the contract."""
         if x.dim() != 5 or x.shape[2] != 3:
             raise RawMambaError(f"x must be (B, T, 3, H, W) sRGB frames, got {tuple(x.shape)}")
+        if x.numel() == 0:
+            raise RawMambaError(f"x must hold at least one frame of one pixel, got {tuple(x.shape)}")
         b, t, _, h, w = x.shape
         if tuple(meta_srgb.shape) != (b, 3, h, w):
             raise RawMambaError(f"meta_srgb must be (B, 3, H, W) = {(b, 3, h, w)} like x, got {tuple(meta_srgb.shape)}")
