@@ -9,7 +9,13 @@ import rawmamba.models.decoder as decoder_module
 import rawmamba.models.lta_mamba as lta_module
 from rawmamba.models.decoder import ConvBlock3d, Decoder3d
 from rawmamba.models.lta_mamba import LTAMamba
-from rawmamba.models.volume_conv import conv3d_per_frame, conv_volume, join_channels, per_frame_applies
+from rawmamba.models.volume_conv import (
+    conv3d_per_frame,
+    conv3d_stacked_taps,
+    conv_volume,
+    join_channels,
+    per_frame_applies,
+)
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 KERNELS = [(3, 3, 3), (1, 3, 3), (3, 1, 1), (5, 3, 1)]
@@ -123,25 +129,59 @@ def test_pointwise_conv_is_a_matrix_product_in_the_input_layout(t, bias, frame_m
     assert got.transpose(1, 2).is_contiguous() if frame_major else got.is_contiguous()
 
 
-def test_per_frame_conv_output_is_frame_major_and_reads_frame_major_frames_without_copies(monkeypatch):
-    conv = make_conv((3, 3, 3), groups=1, bias=True)
+@pytest.mark.parametrize("groups", [1, 4])
+def test_per_frame_conv_output_is_frame_major_and_reads_frame_major_frames_without_copies(groups, monkeypatch):
+    """Dense: each conv2d reads a window of the input's own storage; depth-wise: each frame is made
+    contiguous once, which copies nothing."""
+    conv = make_conv((3, 3, 3), groups=groups, bias=True)
     x, _ = inputs(4)
     x = x[:1].transpose(1, 2).contiguous().transpose(1, 2)  # one batch item: each frame contiguous
     out = conv_volume(conv, x)
     assert out.transpose(1, 2).is_contiguous()
     torch.testing.assert_close(out, conv(x.contiguous()), **TOL)
-    copies = []
-    contiguous = torch.Tensor.contiguous
+    want = conv(out.contiguous())
+    copies, conv2d_inputs = [], []
+    contiguous, conv2d = torch.Tensor.contiguous, F.conv2d
 
     def counted(tensor, *args, **kwargs):
         result = contiguous(tensor, *args, **kwargs)
         copies.append(result.data_ptr() != tensor.data_ptr())
         return result
 
+    def recorded(inp, *args, **kwargs):
+        conv2d_inputs.append(inp)
+        return conv2d(inp, *args, **kwargs)
+
     monkeypatch.setattr(torch.Tensor, "contiguous", counted)
+    monkeypatch.setattr(F, "conv2d", recorded)
     again = conv_volume(conv, out)  # frame-major input
-    assert len(copies) == 4 and not any(copies)
-    torch.testing.assert_close(again, conv(out.contiguous()), **TOL)
+    torch.testing.assert_close(again, want, **TOL)
+    assert not any(copies)
+    if groups == 1:  # one call per output frame, on a view of 2-3 neighbouring frames
+        assert [i.shape[1] for i in conv2d_inputs] == [8, 12, 12, 8]
+        assert all(i.untyped_storage().data_ptr() == out.untyped_storage().data_ptr() for i in conv2d_inputs)
+    else:  # one call per tap
+        assert len(copies) == 4 and len(conv2d_inputs) == 10
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("t", [2, 3, 6])
+@pytest.mark.parametrize("kernel", [(3, 3, 3), (5, 3, 1), (3, 1, 1)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_stacked_taps_match_conv3d_forward_and_gradients(t, kernel, bias, dtype):
+    """The one-call-per-frame path of a frame-major clip (B = 1, dense) against conv3d, gradients included."""
+    conv = make_conv(kernel, groups=1, bias=bias, out_channels=6).to(dtype)
+    x, gen = inputs(t)
+    x = x[:1].to(dtype).transpose(1, 2).contiguous().transpose(1, 2)
+    grad_out = torch.randn(1, 6, t, 7, 9, generator=gen, dtype=dtype)
+    want, want_grads = forward_and_grads(conv, conv, x, grad_out)
+    got, got_grads = forward_and_grads(
+        lambda v: conv3d_stacked_taps(v, conv.weight, conv.bias, conv.padding[1:]), conv, x, grad_out
+    )
+    assert got.transpose(1, 2).is_contiguous()
+    assert_close_for(got, want, dtype)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        assert_close_for(g, w, dtype)
 
 
 @pytest.mark.parametrize(

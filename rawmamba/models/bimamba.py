@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rawmamba.errors import RawMambaError
+from rawmamba.models.causal_conv import causal_conv1d
 from rawmamba.models.channel_product import channel_first_product
 from rawmamba.ssm import get_backend, selective_scan
 
@@ -72,10 +73,9 @@ class SSMBranch(nn.Module):
         tensors, for backends that read them fastest so
         (:attr:`rawmamba.ssm.registry.ScanBackend.token_major`); else contiguous (b, *, l). Same values.
         """
-        length = x.shape[-1]
         if token_major:  # x is a strided view of (b, l, 2 d_inner): the conv1d gets it contiguous
             x = x.contiguous()
-        x = F.silu(self.conv1d(x)[..., :length])
+        x = F.silu(causal_conv1d(self.conv1d, x))
         split = [self.dt_rank, self.d_state, self.d_state]
         if token_major:
             tokens = x.transpose(1, 2).contiguous()  # (b, l, d_inner)

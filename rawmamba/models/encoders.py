@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from rawmamba.errors import RawMambaError
+from rawmamba.models.channel_product import pointwise_conv2d
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -187,7 +188,8 @@ class MetadataEncoder(nn.Module):
         groups = []
         for i in range(0, image.shape[0], per_call):
             group_mask = None if mask is None else mask[i : i + per_call]
-            groups.append(masked_cell_pool(activation(first(image[i : i + per_call])), group_mask, self.cell))
+            features = activation(pointwise_conv2d(first, image[i : i + per_call]))  # on the CPU a matrix product
+            groups.append(masked_cell_pool(features, group_mask, self.cell))
         hidden = torch.cat([pooled for pooled, _ in groups])
         valid = torch.cat([cells for _, cells in groups])
         return last(hidden) * valid, valid
