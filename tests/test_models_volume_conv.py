@@ -10,11 +10,13 @@ import rawmamba.models.lta_mamba as lta_module
 from rawmamba.models.decoder import ConvBlock3d, Decoder3d
 from rawmamba.models.lta_mamba import LTAMamba
 from rawmamba.models.volume_conv import (
+    VOLUME_FORMAT,
     conv3d_per_frame,
-    conv3d_stacked_taps,
+    conv3d_pointwise,
     conv_volume,
     join_channels,
     per_frame_applies,
+    volume_layout,
 )
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
@@ -111,77 +113,53 @@ def test_conv_volume_takes_the_per_frame_path_on_cpu(t, monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("t", [1, 3])
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("frame_major", [False, True])
-def test_pointwise_conv_is_a_matrix_product_in_the_input_layout(t, bias, frame_major, dtype, monkeypatch):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pointwise_conv_is_a_matrix_product_in_the_input_layout(t, bias, channels_last, dtype, monkeypatch):
     conv = make_conv((1, 1, 1), groups=1, bias=bias, out_channels=6).to(dtype)
     x, gen = inputs(t)
     x = x.to(dtype)
-    if frame_major:
-        x = x.transpose(1, 2).contiguous().transpose(1, 2)
+    if channels_last:
+        x = x.contiguous(memory_format=VOLUME_FORMAT)
     grad_out = torch.randn(2, 6, t, 7, 9, generator=gen, dtype=dtype)
     want, want_grads = forward_and_grads(conv, conv, x, grad_out)
     monkeypatch.setattr(F, "conv3d", lambda *args, **kwargs: pytest.fail("conv3d called"))
-    got, got_grads = forward_and_grads(lambda v: conv_volume(conv, v), conv, x, grad_out)
+    got, got_grads = forward_and_grads(lambda v: conv3d_pointwise(v, conv.weight, conv.bias), conv, x, grad_out)
     assert_close_for(got, want, dtype)
     for g, w in zip(got_grads, want_grads, strict=True):
         assert_close_for(g, w, dtype)
-    # a frame-major input gives a frame-major output; a channel-major one a contiguous output
-    assert got.transpose(1, 2).is_contiguous() if frame_major else got.is_contiguous()
+    # a channels-last input gives a channels-last output; a channel-major one a contiguous output
+    assert got.is_contiguous(memory_format=VOLUME_FORMAT if channels_last else torch.contiguous_format)
+    # conv_volume on the CPU takes this path, in the CPU's layout
+    got_mod = conv_volume(conv, x)
+    assert got_mod.is_contiguous(memory_format=VOLUME_FORMAT)
+    assert_close_for(got_mod, want, dtype)
 
 
 @pytest.mark.parametrize("groups", [1, 4])
-def test_per_frame_conv_output_is_frame_major_and_reads_frame_major_frames_without_copies(groups, monkeypatch):
-    """Dense: each conv2d reads a window of the input's own storage; depth-wise: each frame is made
-    contiguous once, which copies nothing."""
+@pytest.mark.parametrize("t", [1, 4])
+def test_per_frame_conv_on_cpu_is_channels_last_and_reads_channels_last_frames_in_place(groups, t, monkeypatch):
+    """conv_volume lays a CPU volume out channels-last once; each conv2d then reads a frame of it in place
+    (one call per tap; for one batch item, since the frame of a batch is not one block of memory), and the
+    result is channels-last too, ready for the next conv."""
     conv = make_conv((3, 3, 3), groups=groups, bias=True)
-    x, _ = inputs(4)
-    x = x[:1].transpose(1, 2).contiguous().transpose(1, 2)  # one batch item: each frame contiguous
+    x = inputs(t)[0][:1]
     out = conv_volume(conv, x)
-    assert out.transpose(1, 2).is_contiguous()
-    torch.testing.assert_close(out, conv(x.contiguous()), **TOL)
+    assert out.is_contiguous(memory_format=VOLUME_FORMAT)
+    torch.testing.assert_close(out, conv(x), **TOL)
     want = conv(out.contiguous())
-    copies, conv2d_inputs = [], []
-    contiguous, conv2d = torch.Tensor.contiguous, F.conv2d
-
-    def counted(tensor, *args, **kwargs):
-        result = contiguous(tensor, *args, **kwargs)
-        copies.append(result.data_ptr() != tensor.data_ptr())
-        return result
+    conv2d_inputs, conv2d = [], F.conv2d
 
     def recorded(inp, *args, **kwargs):
         conv2d_inputs.append(inp)
         return conv2d(inp, *args, **kwargs)
 
-    monkeypatch.setattr(torch.Tensor, "contiguous", counted)
     monkeypatch.setattr(F, "conv2d", recorded)
-    again = conv_volume(conv, out)  # frame-major input
+    again = conv_volume(conv, out)
     torch.testing.assert_close(again, want, **TOL)
-    assert not any(copies)
-    if groups == 1:  # one call per output frame, on a view of 2-3 neighbouring frames
-        assert [i.shape[1] for i in conv2d_inputs] == [8, 12, 12, 8]
-        assert all(i.untyped_storage().data_ptr() == out.untyped_storage().data_ptr() for i in conv2d_inputs)
-    else:  # one call per tap
-        assert len(copies) == 4 and len(conv2d_inputs) == 10
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("t", [2, 3, 6])
-@pytest.mark.parametrize("kernel", [(3, 3, 3), (5, 3, 1), (3, 1, 1)])
-@pytest.mark.parametrize("bias", [True, False])
-def test_stacked_taps_match_conv3d_forward_and_gradients(t, kernel, bias, dtype):
-    """The one-call-per-frame path of a frame-major clip (B = 1, dense) against conv3d, gradients included."""
-    conv = make_conv(kernel, groups=1, bias=bias, out_channels=6).to(dtype)
-    x, gen = inputs(t)
-    x = x[:1].to(dtype).transpose(1, 2).contiguous().transpose(1, 2)
-    grad_out = torch.randn(1, 6, t, 7, 9, generator=gen, dtype=dtype)
-    want, want_grads = forward_and_grads(conv, conv, x, grad_out)
-    got, got_grads = forward_and_grads(
-        lambda v: conv3d_stacked_taps(v, conv.weight, conv.bias, conv.padding[1:]), conv, x, grad_out
-    )
-    assert got.transpose(1, 2).is_contiguous()
-    assert_close_for(got, want, dtype)
-    for g, w in zip(got_grads, want_grads, strict=True):
-        assert_close_for(g, w, dtype)
+    assert again.is_contiguous(memory_format=VOLUME_FORMAT)
+    assert len(conv2d_inputs) == (1 if t == 1 else 3 * t - 2)  # the taps that meet the clip
+    storage = out.untyped_storage().data_ptr()
+    assert all(i.untyped_storage().data_ptr() == storage for i in conv2d_inputs)
 
 
 @pytest.mark.parametrize(
@@ -242,8 +220,16 @@ def test_lta_mamba_output_is_unchanged_by_the_per_frame_path(t, conv_mode, monke
     torch.testing.assert_close(got, want, **TOL)
 
 
-def test_join_channels_is_a_frame_major_concatenation_on_cpu():
-    first, second = torch.randn(1, 3, 4, 5, 6), torch.randn(1, 2, 4, 5, 6).transpose(1, 2).contiguous().transpose(1, 2)
+def test_join_channels_is_a_concatenation_in_the_devices_volume_layout():
+    first = torch.randn(1, 3, 4, 5, 6)
+    second = torch.randn(1, 2, 4, 5, 6).contiguous(memory_format=VOLUME_FORMAT)
     joined = join_channels(first, second)
     assert torch.equal(joined, torch.cat((first, second), dim=1))
-    assert joined.transpose(1, 2).is_contiguous()
+    assert joined.is_contiguous(memory_format=VOLUME_FORMAT)
+    assert volume_layout(joined) is joined  # laid out already: no copy
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_volume_layout_is_contiguous_on_cuda():
+    x = torch.randn(1, 3, 2, 4, 5, device="cuda").contiguous(memory_format=VOLUME_FORMAT)
+    assert volume_layout(x).is_contiguous()

@@ -11,6 +11,7 @@ import torch
 from rawmamba.errors import RawMambaError
 from rawmamba.models import scan_order
 from rawmamba.models.scan_order import from_sequence, hilbert_order, inverse_order, raster_order, to_sequence
+from rawmamba.models.volume_conv import VOLUME_FORMAT
 
 
 def coords(order: torch.Tensor, h: int, w: int) -> np.ndarray:
@@ -81,6 +82,20 @@ def test_round_trip_is_exact(kind, size):
     assert torch.equal(from_sequence(seq, order, size), x)
     # The sequence really is in scan order: token i is the voxel with raster index order[i].
     assert torch.equal(seq[:, 5], x.flatten(2)[:, :, order[5]])
+    assert torch.equal(seq, x.flatten(2)[:, :, order].transpose(1, 2))
+
+
+@pytest.mark.parametrize("kind", [hilbert_order, raster_order])
+def test_cpu_sequences_are_the_rows_of_channels_last_volumes(kind):
+    """On the CPU the tokens are gathered as whole rows of a channels-last volume, and scattered back into one
+    (the layout of the CPU's volume convs): same values, either input layout."""
+    size = (3, 8, 6)
+    x = torch.randn(2, 4, *size, generator=torch.Generator().manual_seed(1))
+    order = kind(*size)
+    seq = to_sequence(x.contiguous(memory_format=VOLUME_FORMAT), order)
+    assert seq.is_contiguous() and torch.equal(seq, to_sequence(x, order))
+    back = from_sequence(seq, order, size)
+    assert back.is_contiguous(memory_format=VOLUME_FORMAT) and torch.equal(back, x)
 
 
 def test_bad_sizes_and_shapes_are_reported():

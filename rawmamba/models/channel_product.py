@@ -2,7 +2,7 @@
 
 A performance path only. ``torch.matmul`` of a matrix and a 3-D tensor folds the batch into the columns and so
 copies an ``x`` that is not contiguous: the conv1d's output sliced to the sequence and the transposed tokens in
-BiMamba, a frame-major feature volume in a 1x1x1 conv. In ``rawmamba_tiny`` on 5 frames of 1440x640 such copies
+BiMamba, a feature volume in a 1x1x1 conv. In ``rawmamba_tiny`` on 5 frames of 1440x640 such copies
 took 1.4 s of a 10 s CPU forward. ``torch.bmm`` with the weight expanded over the batch passes the strides to
 BLAS instead. Pointwise (1x1) 2-D convs at full resolution use it on the CPU too (:func:`pointwise_conv2d`).
 """

@@ -170,7 +170,10 @@ class Decoder3d(nn.Module):
         last = len(self.stem) - 1  # the full-resolution skip, which also reads the prior
         y = self.inp(features)
         for i, (stem, up) in enumerate(zip(self.stem, self.ups, strict=True)):
-            skip = stem(torch.cat((flat, prior.flatten(0, 1)), dim=1) if prior is not None and i == last else flat)
+            stem_in = torch.cat((flat, prior.flatten(0, 1)), dim=1) if prior is not None and i == last else flat
+            if stem_in.device.type == "cpu":  # channels-last in, channels-last out: the CPU's volume_layout
+                stem_in = stem_in.contiguous(memory_format=torch.channels_last)
+            skip = stem(stem_in)
             skip = skip.view(b, t, *skip.shape[1:]).transpose(1, 2)  # (B, C, T, h, w)
             y = F.interpolate(y, size=(t, *skip.shape[-2:]), mode="trilinear", align_corners=False)
             y = join_channels(y, skip)

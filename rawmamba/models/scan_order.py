@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from rawmamba.errors import RawMambaError
+from rawmamba.models.volume_conv import volume_layout
 
 Vec = tuple[int, int, int]
 
@@ -254,6 +255,8 @@ def to_sequence(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         raise RawMambaError(
             f"to_sequence: x must be (b, c, t, h, w) with t*h*w = {order.numel()}, got {tuple(x.shape)}"
         )
+    if x.device.type == "cpu":  # channels-last volumes: the tokens are their rows, gathered whole
+        return volume_layout(x).permute(0, 2, 3, 4, 1).flatten(1, 3).index_select(1, order.to(x.device))
     return x.flatten(2).index_select(2, order.to(x.device)).transpose(1, 2)
 
 
@@ -262,5 +265,8 @@ def from_sequence(seq: torch.Tensor, order: torch.Tensor, size: tuple[int, int, 
     t, h, w = size
     if seq.dim() != 3 or seq.shape[1] != t * h * w or order.numel() != t * h * w:
         raise RawMambaError(f"from_sequence: seq must be (b, {t * h * w}, c) for size {size}, got {tuple(seq.shape)}")
+    if seq.device.type == "cpu":  # a channels-last volume (volume_layout), gathered by rows
+        rows = seq.index_select(1, inverse_order(order).to(seq.device))
+        return rows.view(seq.shape[0], t, h, w, seq.shape[2]).permute(0, 4, 1, 2, 3)
     volume = seq.transpose(1, 2).index_select(2, inverse_order(order).to(seq.device))
     return volume.reshape(seq.shape[0], seq.shape[2], t, h, w)

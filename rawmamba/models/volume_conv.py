@@ -19,32 +19,28 @@ How: with zero padding ``kt // 2`` in time and stride 1, output frame ``j`` is
 (the others read zeros), plus the bias once; groups carry over unchanged. Each conv2d takes one frame of
 every batch item: folding many frames into one batch made oneDNN switch (at about 32 MB of input in our
 measurements) to an algorithm that costs 2x more per frame, so one call per frame and tap is simpler and faster.
-A dense conv (``groups = 1``) of one frame-major clip (``B = 1``, below) takes one call per output frame instead:
-the ``n`` frames it reads lie side by side in memory, a ``(1, n C, H, W)`` input without a copy, and the ``n``
-taps' weights stack along the input channels (:func:`conv3d_stacked_taps`). Measured (2 threads, 5 frames, ms,
-per tap / stacked): 32 -> 16 channels at 1440x640 2,269 / 1,738, 16 -> 16 at 1440x640 1,623 / 1,129, 48 -> 16 at
-720x320 676 / 653; with B = 4 the window is not one block of memory, and copying it made it slower (88 / 114 ms
-at 4 x 32 -> 16 channels, 4 frames of 128x128), so other inputs keep one call per tap.
-Memory and layout: the path fills its output frame by frame in a frame-major layout (the storage of
-``(B, T, C_out, H, W)``, returned as its ``(B, C_out, T, H, W)`` view), so that for B = 1 every frame of the
-result is contiguous and the next per-frame conv or pointwise product reads it without a copy. Besides its
-output it holds the ``kt`` input frames that the current output frame reads (each made contiguous once, a copy
-only if the input is not frame-major) and that frame's result: no copy of the whole input volume and no list of
-output frames to stack. Inference of ``rawmamba_tiny`` on 5 frames of 1440x640 peaks in the decoder's
-full-resolution block: 2.6 GiB above the resident memory before the forward with the earlier path (which
-copied the input volume and stacked its output frames), 1.4 GiB with this one, the pointwise product below and
-the leaner metadata encoders and global prior (``benchmarks/memory_cpu.py``, ``docs/CPU_SPEED.md``).
+Layout: on the CPU the volumes are channels-last (:data:`VOLUME_FORMAT`, the storage of ``(B, T, H, W, C)``), so
+that every frame of one batch item is a channels-last image that a conv2d reads in place and oneDNN computes
+without reordering it into its blocked layout; the output is filled frame by frame in the same layout, ready for
+the next conv. Measured (2 threads, 2-core AMD EPYC, ms, inputs already in each layout; channel-major frames
+copied / frame-major / channels-last): 16 -> 16 channels 3x3x3 on 5 frames of 1440x640 1,979 / 1,154 / 1,014
+(frame-major was one conv2d per output frame over its stacked taps), 32 -> 16 on 3 frames of 1024x1024
+1,484 / 981 / 700, depth-wise 32 channels on 5 frames of 360x160 64 / 59 / 41, one 1024x1024 frame 214 / 213 /
+104. Besides its output the path holds the ``kt`` input frames that the current output frame reads (copies only
+for another layout, or for a batch of several items, whose frames are not one block of memory) and that frame's
+result. :func:`volume_layout` gives the layout; :func:`join_channels` concatenates in it; the decoder's sRGB stem
+and the token sequences of LTA-Mamba (:mod:`rawmamba.models.scan_order`) produce it on the CPU.
 
-Pointwise (1x1x1) convs on the CPU are one matrix product ``weight (C_out, C) @ x (C, pixels)`` per frame (or
-per batch item for a channel-major input), in the input's layout. Measured (2 threads, 2-core AMD EPYC, 5 frames,
-ms, conv3d / this): 32 -> 16 channels at 1440x640 479 / 170, 16 -> 12 at 1440x640 386 / 104, 48 -> 16 at 720x320
-149 / 50 (oneDNN's conv3d also reorders the whole volume into its blocked layout and back).
+Pointwise (1x1x1) convs on the CPU are one matrix product: pixels by channels times the weight for a
+channels-last volume (``F.linear``), ``weight (C_out, C) @ x (C, pixels)`` for another layout. Measured (2
+threads, 5 frames, ms): 32 -> 16 channels at 1440x640, oneDNN's conv3d 479 (it reorders the whole volume into its
+blocked layout and back), a product per frame 170-214, the product of channels-last pixels 154.
 
 :func:`conv_volume` picks the path: a single frame always goes through the centre tap alone (the other taps
 only meet the zero padding; on any device, as the decoder did before; about 20x faster than ``conv3d`` on
-the CPU); on the CPU a 1x1x1 kernel (not grouped, no padding) goes through the matrix product and longer clips
-go frame by frame; other devices keep ``conv3d`` on a contiguous input. On an H100 (bf16,
-``benchmarks/conv_paths_cuda.py``) cuDNN computed the
+the CPU); on the CPU the input is laid out channels-last, then a 1x1x1 kernel (not grouped, no padding) goes
+through the matrix product and longer clips go frame by frame; other devices keep ``conv3d`` on a contiguous
+input. On an H100 (bf16, ``benchmarks/conv_paths_cuda.py``) cuDNN computed the
 depth-wise 3x3x3 conv of LTA-Mamba (96 channels, 5x160x360) in 2.78 ms on the channels-last-strided input that
 ``norm_volume`` returns and in 0.62 ms on a contiguous one (the copy costs about 0.1 ms); frame by frame it
 took 1.17 ms, and 1.3-2x longer than ``conv3d`` for the dense convs. Convs the identity does not cover
@@ -59,6 +55,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rawmamba.models.channel_product import channel_first_product
+
+# The layout of feature volumes on the CPU: (B, T, H, W, C) in memory, each frame a channels-last image.
+VOLUME_FORMAT = torch.channels_last_3d
 
 
 def conv3d_per_frame(
@@ -78,21 +77,22 @@ def conv3d_per_frame(
         groups: as for ``conv3d``.
 
     Returns:
-        ``(B, C_out, T, H', W')``, frame-major (a view of ``(B, T, C_out, H', W')`` storage).
+        ``(B, C_out, T, H', W')``: channels-last (:data:`VOLUME_FORMAT`) for a channels-last ``x``, whose frames
+        the conv2d calls then read in place; contiguous for any other ``x``, whose frames are copied once each.
     """
     kt = weight.shape[2]
     if kt % 2 == 0:
         raise ValueError(f"conv3d_per_frame: temporal kernel size must be odd, got {kt}")
     t, centre = x.shape[2], kt // 2
-    if groups == 1 and kt > 1 and t > 1 and x.shape[0] == 1 and x.transpose(1, 2).is_contiguous():
-        return conv3d_stacked_taps(x, weight, bias, padding)
+    channels_last = x.is_contiguous(memory_format=VOLUME_FORMAT)
+    frame_format = torch.channels_last if channels_last else torch.contiguous_format
     taps = weight.unbind(2)
-    frames: dict[int, torch.Tensor] = {}  # the input frames that output frames from here on read, contiguous
+    frames: dict[int, torch.Tensor] = {}  # the input frames that output frames from here on read
     out = None
     for j in range(t):
         for s in range(max(0, j - centre), min(t, j + centre + 1)):
             if s not in frames:
-                frames[s] = x[:, :, s].contiguous()  # no copy if x is frame-major (and B = 1) or t = 1
+                frames[s] = x[:, :, s].contiguous(memory_format=frame_format)  # no copy if x is channels-last
         frame_out = F.conv2d(frames[j], taps[centre], bias, padding=padding, groups=groups)
         for i in range(kt):
             s = j + i - centre
@@ -100,59 +100,39 @@ def conv3d_per_frame(
                 frame_out += F.conv2d(frames[s], taps[i], None, padding=padding, groups=groups)  # keeps no output
         frames.pop(j - centre, None)  # no later output frame reads it
         if t == 1:
-            return frame_out.unsqueeze(2)  # contiguous, and frame-major too
+            return frame_out.unsqueeze(2)
         if out is None:
-            out = frame_out.new_empty((frame_out.shape[0], t, *frame_out.shape[1:]))
-        out[:, j] = frame_out
-    return out.transpose(1, 2)
-
-
-def conv3d_stacked_taps(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple[int, int]
-) -> torch.Tensor:
-    """:func:`conv3d_per_frame` for a frame-major ``x`` of one batch item and ``groups = 1``: one ``conv2d`` per
-    output frame over the frames it reads, which lie side by side in ``x``'s storage and so form one
-    ``(1, n C, H, W)`` input without a copy, with the ``n`` taps' weights stacked along the input channels."""
-    t, centre = x.shape[2], weight.shape[2] // 2
-    frames = x.transpose(1, 2)  # (1, T, C, H, W), contiguous
-    stacked: dict[tuple[int, int], torch.Tensor] = {}  # weights of taps [first, last), (C_out, n C, kh, kw)
-    out = None
-    for j in range(t):
-        first, last = max(0, j - centre), min(t, j + centre + 1)  # the input frames that exist
-        taps = (first - j + centre, last - j + centre)
-        if taps not in stacked:
-            stacked[taps] = weight[:, :, taps[0] : taps[1]].transpose(1, 2).flatten(1, 2)
-        window = frames[:, first:last].flatten(1, 2)  # (1, n C, H, W): a view
-        frame_out = F.conv2d(window, stacked[taps], bias, padding=padding)
-        if out is None:
-            out = frame_out.new_empty((1, t, *frame_out.shape[1:]))
-        out[:, j] = frame_out
-    return out.transpose(1, 2)
+            shape = (frame_out.shape[0], frame_out.shape[1], t, *frame_out.shape[2:])
+            memory_format = VOLUME_FORMAT if channels_last else torch.contiguous_format
+            out = torch.empty(shape, dtype=frame_out.dtype, device=frame_out.device, memory_format=memory_format)
+        out[:, :, j] = frame_out
+    return out
 
 
 def conv3d_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.conv3d(x, weight, bias)`` for a 1x1x1 ``weight (C_out, C, 1, 1, 1)`` as one matrix product.
 
-    ``x (B, C, T, H, W)`` frame-major (see :func:`conv3d_per_frame`) gives a frame-major result, any other layout
+    A channels-last ``x`` is a matrix of pixels by channels, and gives a channels-last result; any other layout
     a contiguous one (``x`` is copied first unless it is contiguous)."""
     b, c, t, h, w = x.shape
     matrix = weight.flatten(1)
-    if x.transpose(1, 2).is_contiguous():
-        frames = x.transpose(1, 2).reshape(b * t, c, h * w)
-        out = channel_first_product(matrix, frames).view(b, t, -1, h, w).transpose(1, 2)
-    else:
-        out = channel_first_product(matrix, x.reshape(b, c, t * h * w)).view(b, -1, t, h, w)
+    if x.is_contiguous(memory_format=VOLUME_FORMAT):
+        return F.linear(x.permute(0, 2, 3, 4, 1), matrix, bias).permute(0, 4, 1, 2, 3)
+    out = channel_first_product(matrix, x.reshape(b, c, t * h * w)).view(b, -1, t, h, w)
     if bias is not None:
         out += bias.view(-1, 1, 1, 1)  # in place: the product keeps no output
     return out
 
 
+def volume_layout(x: torch.Tensor) -> torch.Tensor:
+    """``x (B, C, T, H, W)`` in the layout the convs of its device read fastest: channels-last
+    (:data:`VOLUME_FORMAT`) on the CPU, contiguous elsewhere; no copy if it is laid out so already."""
+    return x.contiguous(memory_format=VOLUME_FORMAT if x.device.type == "cpu" else torch.contiguous_format)
+
+
 def join_channels(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """``torch.cat((first, second), dim=1)`` of two ``(B, C, T, H, W)`` volumes, in the layout that
-    :func:`conv_volume` reads without a copy: frame-major on the CPU, contiguous on other devices."""
-    if first.device.type != "cpu":
-        return torch.cat((first, second), dim=1)
-    return torch.cat((first.transpose(1, 2), second.transpose(1, 2)), dim=2).transpose(1, 2)
+    """``torch.cat((first, second), dim=1)`` of two ``(B, C, T, H, W)`` volumes, in :func:`volume_layout`."""
+    return torch.cat((volume_layout(first), volume_layout(second)), dim=1)
 
 
 def per_frame_applies(conv: nn.Conv3d) -> bool:
@@ -172,9 +152,11 @@ def conv_volume(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     """``conv(x)`` for ``x (B, C, T, H, W)``, per frame where that is faster (see the module docstring)."""
     if x.dim() != 5 or not per_frame_applies(conv):
         return conv(x)
-    cpu = x.device.type == "cpu"
-    if cpu and conv.kernel_size == (1, 1, 1) and conv.groups == 1 and conv.padding == (0, 0, 0):
-        return conv3d_pointwise(x, conv.weight, conv.bias)
-    if x.shape[2] == 1 or cpu:
+    if x.device.type == "cpu":
+        x = volume_layout(x)
+        if conv.kernel_size == (1, 1, 1) and conv.groups == 1 and conv.padding == (0, 0, 0):
+            return conv3d_pointwise(x, conv.weight, conv.bias)
+        return conv3d_per_frame(x, conv.weight, conv.bias, conv.padding[1:], conv.groups)
+    if x.shape[2] == 1:
         return conv3d_per_frame(x, conv.weight, conv.bias, conv.padding[1:], conv.groups)
     return conv(x.contiguous())
