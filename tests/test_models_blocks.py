@@ -274,22 +274,46 @@ def test_decoder_with_prior_starts_at_the_prior_and_reads_it(raw_channels):
         Decoder3d(16, raw_channels, reduction=4, dims=(8, 8, 8))(features, frames, prior)
 
 
-@pytest.mark.parametrize("with_mask", [True, False])
-def test_metadata_encoder_equals_pooling_its_mlp_output(monkeypatch, with_mask):
-    # the encoder pools before the MLP's last layer and groups its images: the same map as pooling the MLP's
-    # output (eq. 8), empty cells 0, also across groups (3 images of 16x16 pixels, 2 per call)
+@pytest.mark.parametrize("density", [None, 0.05, 0.5])
+def test_metadata_encoder_equals_pooling_its_mlp_output(monkeypatch, density):
+    # the encoder pools before the MLP's last layer and groups its images, or (a sparse mask on the CPU) encodes
+    # the samples alone: the same map as pooling the MLP's output (eq. 8), empty cells 0, also across groups
+    # (3 images of 16x16 pixels, 2 per call), gradients included
     monkeypatch.setattr(encoders, "PIXELS_PER_CALL", 2 * 16 * 16)
     encoder = encoders.MetadataEncoder(3, 5, hidden=6, cell=4).double()
     with torch.no_grad():
         encoder.mlp[2].bias.uniform_(0.5, 1.0)  # a bias that would show in an empty cell
-    image = torch.rand(3, 3, 16, 16, dtype=torch.float64)
-    mask = (torch.rand(3, 1, 16, 16) < 0.05).double() if with_mask else None
-    if with_mask:
+    image = torch.rand(3, 3, 16, 16, dtype=torch.float64, requires_grad=True)
+    mask = None if density is None else (torch.rand(3, 1, 16, 16) < density).double()
+    if mask is not None:
         mask[:, :, :4, :4] = 0.0  # one empty cell in every image
         mask[:, :, 4, 4] = 1.0  # and at least one sampled cell
+    sampled = []
+    monkeypatch.setattr(encoder, "pool_samples", lambda *a, f=encoder.pool_samples: sampled.append(1) or f(*a))
     features, valid = encoder(image, mask)
+    assert bool(sampled) == (density == 0.05)  # the sparse mask takes the sample path
     expected, expected_valid = masked_cell_pool(encoder.mlp(image), mask, 4)
     assert features.shape == (3, 5, 4, 4) and torch.equal(valid, expected_valid)
     torch.testing.assert_close(features, expected, rtol=1e-12, atol=1e-12)
-    if with_mask:
+    if mask is not None:
         assert (features[:, :, 0, 0] == 0).all() and (features[:, :, 1, 1] != 0).all()
+    params = [image, *encoder.parameters()]
+    grads = torch.autograd.grad(features.square().sum(), params)
+    expected_grads = torch.autograd.grad(expected.square().sum(), params)
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_metadata_encoder_samples_outside_whole_cells_are_ignored_as_by_pooling():
+    """Sizes that are not multiples of the cell: the pooling reads the whole cells only, so does the sample path."""
+    torch.manual_seed(3)
+    encoder = encoders.MetadataEncoder(3, 4, hidden=5, cell=4).double()
+    image = torch.rand(2, 3, 18, 17, dtype=torch.float64)
+    mask = torch.zeros(2, 1, 18, 17, dtype=torch.float64)
+    mask[:, :, ::5, ::5] = 1.0
+    mask[:, :, 17, 16] = 1.0  # beyond the last whole cell in both directions
+    hidden, valid = encoder.pool_samples(image, mask)
+    first, activation, _ = encoder.mlp
+    expected, expected_valid = masked_cell_pool(activation(first(image)), mask, 4)
+    assert hidden.shape == (2, 5, 4, 4) and torch.equal(valid, expected_valid)
+    torch.testing.assert_close(hidden, expected, rtol=1e-12, atol=1e-12)

@@ -220,13 +220,17 @@ def test_lta_mamba_output_is_unchanged_by_the_per_frame_path(t, conv_mode, monke
     torch.testing.assert_close(got, want, **TOL)
 
 
-def test_join_channels_is_a_concatenation_in_the_devices_volume_layout():
-    first = torch.randn(1, 3, 4, 5, 6)
-    second = torch.randn(1, 2, 4, 5, 6).contiguous(memory_format=VOLUME_FORMAT)
+@pytest.mark.parametrize("t", [1, 4])
+def test_join_channels_is_a_concatenation_in_the_devices_volume_layout(t):
+    """Also for one frame, where torch.cat of two channels-last volumes returns a contiguous one."""
+    first = torch.randn(1, 3, t, 5, 6, requires_grad=True)
+    second = torch.randn(1, 2, t, 5, 6).contiguous(memory_format=VOLUME_FORMAT).requires_grad_(True)
     joined = join_channels(first, second)
     assert torch.equal(joined, torch.cat((first, second), dim=1))
     assert joined.is_contiguous(memory_format=VOLUME_FORMAT)
     assert volume_layout(joined) is joined  # laid out already: no copy
+    joined.sum().backward()
+    assert torch.equal(first.grad, torch.ones_like(first)) and torch.equal(second.grad, torch.ones_like(second))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import timm
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rawmamba.errors import RawMambaError
@@ -27,6 +28,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Pixels of the images that one call of a MetadataEncoder's first layer takes (a frame of 1440x640 is 0.92 M):
 # 16 training crops of 256x256 go in one call, a video is encoded frame by frame.
 PIXELS_PER_CALL = 1 << 20
+# A mask with at most this fraction of pixels set is encoded at its samples (MetadataEncoder.pool_samples).
+SPARSE_MASK_FRACTION = 1 / 16
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -182,8 +185,13 @@ class MetadataEncoder(nn.Module):
         An empty cell pools to 0 either way, hence the product with ``valid``, which keeps the bias out of it.
         Images go through the first layer in groups of at most :data:`PIXELS_PER_CALL` pixels (one image if it
         is larger), so that without autograd one group's full-resolution hidden features at most exist at a
-        time."""
+        time. On the CPU a sparse mask (at most :data:`SPARSE_MASK_FRACTION` of the pixels, as sampled image
+        metadata is) takes :meth:`pool_samples` instead, which evaluates the first layer at the samples only."""
         first, activation, last = self.mlp
+        sparse = mask is not None and image.device.type == "cpu"
+        if sparse and mask.count_nonzero() <= SPARSE_MASK_FRACTION * mask.numel():
+            hidden, valid = self.pool_samples(image, mask)
+            return last(hidden) * valid, valid
         per_call = max(1, PIXELS_PER_CALL // (image.shape[-2] * image.shape[-1]))
         groups = []
         for i in range(0, image.shape[0], per_call):
@@ -193,3 +201,24 @@ class MetadataEncoder(nn.Module):
         hidden = torch.cat([pooled for pooled, _ in groups])
         valid = torch.cat([cells for _, cells in groups])
         return last(hidden) * valid, valid
+
+    def pool_samples(
+        self, image: torch.Tensor, mask: torch.Tensor, *, eps: float = 1e-6
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``masked_cell_pool(activation(first(image)), mask, cell)`` with the MLP's first layer evaluated at the
+        masked pixels only (of the whole cells, which the pooling reads) and summed into their cells: same
+        result up to float rounding, for the cost of the samples instead of every pixel. Measured (2 threads,
+        2-core AMD EPYC, ``rawmamba_tiny``, 1024x1024 image, 1/64 sampled): f2 and f3 of the metadata took
+        about 110 ms each over every pixel."""
+        first, activation, _ = self.mlp
+        n, _, h, w = image.shape
+        cells_h, cells_w = h // self.cell, w // self.cell
+        at = mask[:, 0, : cells_h * self.cell, : cells_w * self.cell].nonzero()  # (S, 3): item, row, column
+        item, row, col = at.unbind(1)
+        pixels = image[item, :, row, col]  # (S, in_channels)
+        features = activation(F.linear(pixels, first.weight.flatten(1), first.bias)) * mask[item, 0, row, col, None]
+        cell_index = (item * cells_h + row // self.cell) * cells_w + col // self.cell
+        sums = features.new_zeros(n * cells_h * cells_w, features.shape[1]).index_add_(0, cell_index, features)
+        count = F.avg_pool2d(mask, self.cell)
+        pooled = sums.view(n, cells_h, cells_w, -1).permute(0, 3, 1, 2) / self.cell**2 / count.clamp_min(eps)
+        return pooled, (count > 0).to(pooled.dtype)

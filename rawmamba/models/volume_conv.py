@@ -131,8 +131,18 @@ def volume_layout(x: torch.Tensor) -> torch.Tensor:
 
 
 def join_channels(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """``torch.cat((first, second), dim=1)`` of two ``(B, C, T, H, W)`` volumes, in :func:`volume_layout`."""
-    return torch.cat((volume_layout(first), volume_layout(second)), dim=1)
+    """``torch.cat((first, second), dim=1)`` of two ``(B, C, T, H, W)`` volumes, in :func:`volume_layout`.
+
+    On the CPU both are copied into a channels-last volume: ``torch.cat`` infers its output's layout from its
+    inputs' strides, which for one frame of one batch item fit several layouts, and chose a contiguous one."""
+    if first.device.type != "cpu":
+        return torch.cat((first, second), dim=1)
+    b, c, *size = first.shape
+    dtype = torch.result_type(first, second)
+    out = torch.empty((b, c + second.shape[1], *size), dtype=dtype, device=first.device, memory_format=VOLUME_FORMAT)
+    out[:, :c] = first
+    out[:, c:] = second
+    return out
 
 
 def per_frame_applies(conv: nn.Conv3d) -> bool:
