@@ -30,6 +30,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 PIXELS_PER_CALL = 1 << 20
 # A mask with at most this fraction of pixels set is encoded at its samples (MetadataEncoder.pool_samples).
 SPARSE_MASK_FRACTION = 1 / 16
+# Guards the division by a cell's sample count in the masked cell pooling (both its paths); empty cells give 0.
+CELL_POOL_EPS = 1e-6
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -137,7 +139,7 @@ class ConvNeXtEncoder(nn.Module):
 
 
 def masked_cell_pool(
-    features: torch.Tensor, mask: torch.Tensor | None, cell: int, *, eps: float = 1e-6
+    features: torch.Tensor, mask: torch.Tensor | None, cell: int, *, eps: float = CELL_POOL_EPS
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Average ``features (N, C, H, W)`` over each ``cell x cell`` block, counting only masked pixels.
 
@@ -203,7 +205,7 @@ class MetadataEncoder(nn.Module):
         return last(hidden) * valid, valid
 
     def pool_samples(
-        self, image: torch.Tensor, mask: torch.Tensor, *, eps: float = 1e-6
+        self, image: torch.Tensor, mask: torch.Tensor, *, eps: float = CELL_POOL_EPS
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``masked_cell_pool(activation(first(image)), mask, cell)`` with the MLP's first layer evaluated at the
         masked pixels only (of the whole cells, which the pooling reads) and summed into their cells: same
