@@ -24,9 +24,9 @@ ENV_VAR = "RAWMAMBA_SCAN_BACKEND"
 AUTO = "auto"
 DEFAULT_BACKEND = AUTO
 # Device type -> backends in order of preference for AUTO; other device types get "chunked". On CUDA the Triton
-# kernel equals the float64 reference (relative 3e-7 in float32) and is 23x (L = 20,480) to 32x (L = 288,000)
-# faster forward than "chunked" on an H100 (benchmarks/results/gpu_checks_h100.json); "chunked" is the fallback
-# where Triton is missing.
+# kernel equals the float64 reference (relative 3e-7 in float32) and is 36x (L = 20,480) to 85x (L = 288,000)
+# faster forward than "chunked" on an H100 (benchmarks/results/gpu_checks_h100.json, before LOOP_STAGES = 3);
+# "chunked" is the fallback where Triton is missing.
 AUTO_PREFERENCE: dict[str, tuple[str, ...]] = {"cpu": ("fused_cpu", "chunked"), "cuda": ("triton", "chunked")}
 
 

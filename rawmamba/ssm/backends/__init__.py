@@ -22,7 +22,7 @@ register_backend("chunked", selective_scan_chunked)
 register_backend("fused_cpu", selective_scan_fused_cpu, available=fused_cpu_available)
 # Token-major inputs: the loop forward reads them fastest (on an H100, 1.52 against 2.89 ms for d=192, n=16,
 # L=288,000), and rawmamba_base on 5 frames of 1440x640 in bf16 ran at 36.8 against 32.3 frames/s with them
-# (benchmarks/results/gpu_checks_h100.json).
+# (benchmarks/results/gpu_checks_h100_4a508e3.json).
 register_backend("triton", selective_scan_triton, available=triton_available, token_major=True)
 register_backend("mamba_ssm", selective_scan_mamba_ssm, available=mamba_ssm_available)
 

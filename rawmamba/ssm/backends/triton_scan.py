@@ -51,21 +51,23 @@ DEFAULT_BLOCK_D = 2
 # with its own sizes (LOOP_*). The backward is the same for both. On an H100, d=192, n=16, L=288,000, float32,
 # forward only, token-major inputs (benchmarks/results/gpu_checks_h100_0c63894.json): tile 3.43 ms; loop with
 # chunk 1024 and 32 channels per program 2.11 ms; chunk 256 and 64 channels 1.76 ms, unrolled x2 1.63 ms and x4
-# 1.52-1.59 ms (the defaults). rawmamba_base on 5 frames of 1440x640 in bf16: 155.0 ms with the loop forward's
-# earlier defaults (chunk 1024, 32 channels, contiguous inputs), 135.8 ms with these on token-major inputs.
+# 1.52-1.59 ms; with 3 pipelining stages (LOOP_STAGES, the defaults) 1.01 ms against 1.36 ms for one-ahead loads
+# (benchmarks/results/gpu_criterion_h100.json). rawmamba_base on 5 frames of 1440x640 in bf16: 155.0 ms with the
+# loop forward's earlier defaults (chunk 1024, 32 channels, contiguous inputs), 132-136 ms since.
 # "lookback" runs the loop forward's two passes in one launch: between them each program gets its chunk's start
 # state from the chunks before it as they finish their first pass (decoupled look-back), in place of the carry
-# kernel and two more launches (not yet timed).
+# kernel and two more launches (on the H100 it equals the two-pass forward bit for bit over five runs at
+# L=288,000; not yet timed).
 FORWARD_KERNELS = {"tile": "forward", "loop": "forward_loop", "lookback": "forward_loop"}
 LOOP_FORWARDS = ("loop", "lookback")
 DEFAULT_FORWARD = "loop"
 # Backward kernels: "tile" as the tile forward (block_d channels, register tiles of block_t positions); "loop" walks
 # the chunk position by position with loop_block_d channels per program (one per thread), rewalking each tile of
 # block_t positions forwards from its checkpoint into a scratch buffer of b * d * n * l * block_t / chunk floats.
-# On the H100, forward+backward at L=288,000 (token-major, float32; benchmarks/results/gpu_checks_h100.json): tile
-# 99.2 ms (255 registers per thread, 8 warps per SM), loop with chunk 1024 and 64 channels 14.2 ms. Both then added
+# On the H100, forward+backward at L=288,000 (token-major, float32; benchmarks/results/gpu_checks_h100_4a508e3.json):
+# tile 99.2 ms (255 registers per thread, 8 warps per SM), loop with chunk 1024 and 64 channels 14.2 ms. Both added
 # their gradient sums with acq_rel atomics, each a GPU-wide memory barrier and L1 invalidation; relaxed since
-# (reductions without either), not yet timed.
+# (reductions without either): the loop 11.2 ms, and 2.9 ms at L=1,024 against 5 ms (gpu_checks_h100.json).
 BACKWARD_KERNELS = ("tile", "loop")
 DEFAULT_BACKWARD = "loop"
 LOOP_CHUNK = 256
@@ -80,21 +82,29 @@ LOOP_UNROLL = 4
 # in the walk); 0, not at all: each position's inputs are loaded where they are used, which frees the registers
 # that held the next position's (pass 2 unrolled x4: 80 registers, 25 warps per SM, against 128 and 16; 167
 # instructions per position against 155), meant with loop_prefetch so that the loads find their lines in L1
-# (96 registers then). 2 or more and 0 are not yet timed.
-LOOP_STAGES = 1
+# (96 registers then). On the H100 (d=192, n=16, L=288,000, float32, token-major; five alternated rounds, spread
+# under 0.3%; benchmarks/results/gpu_criterion_h100.json): 3 stages 1.010 ms, 0.974 ms without z (4.2x its byte
+# floor); 2 stages 1.106 / 1.067 ms; one-ahead 1.358 / 1.322 ms (5.7x). In the sweep (one timing each): 0 stages
+# 1.65 ms, 0 stages with 16 ahead in L1 1.29 ms.
+LOOP_STAGES = 3
 # registers per thread the loop forward may use (ptxas's maxnreg; None: as many as it wants). Fewer registers let more
 # warps share an SM to hide the walk's load latency: unrolled x4, pass 2 takes 128 registers (16 warps per SM) and
-# compiles at 96 (21 warps) without spilling, 3% more instructions (Triton 3.6, sm_90; not yet timed)
+# compiles at 96 (21 warps) without spilling, 3% more instructions (Triton 3.6, sm_90). On the H100, with one-ahead
+# loads: 1.81 ms at 96, 2.96 ms at 80, against 1.36 ms unlimited (gpu_checks_h100.json's sweep): the limit loses.
 LOOP_REGISTERS = None
 # positions ahead that the loop forward asks for its inputs' cache lines in L1 (0: not at all): a prefetch holds no
 # register and is never waited for, so the walk's loads can find their lines in L1 however far ahead it runs, where
-# its own loads run one position ahead (not yet timed). Ignored under the interpreter (no inline assembly there).
+# its own loads run one position ahead. On the H100, with one-ahead loads, 16 ahead: 1.04 ms against 1.36 ms
+# without; the pipelined loads (LOOP_STAGES 3) alone 1.01 ms. Ignored under the interpreter (no inline assembly).
 LOOP_PREFETCH = 0
-# the same for the loop backward's three walks (see backward_loop_kernel; not yet timed)
+# the same for the loop backward's three walks (see backward_loop_kernel). On the H100, forward+backward at
+# L=288,000 (one timing each; benchmarks/results/gpu_criterion_h100.json): 10.8 ms with 16 ahead at 168 registers
+# against 10.8 ms without; with chunk 256 and 32 channels 8.7 against 9.3 ms. Not made defaults: one timing each,
+# and 32 channels per program (loop_block_d, shared with the forward) slow the forward to 1.145 ms.
 BACKWARD_PREFETCH = 0
 # registers per thread the loop backward may use (None: no limit). Its gradients' pass takes 168 (12 warps per SM)
 # and 229 with prefetching (8 warps), which compiles at 168 without spilling, 7% more instructions than without
-# prefetching (Triton 3.8, sm_90, 64 channels; benchmarks/sass_counts.py; not yet timed)
+# prefetching (Triton 3.8, sm_90, 64 channels; benchmarks/sass_counts.py; timed above)
 BACKWARD_REGISTERS = None
 
 
