@@ -6,9 +6,11 @@ Cases: scikit-image's 512x512 astronaut, and the same upscaled (bicubic, plus se
 (3.1 MP, where the refinement was about half of ``rawmamba derender``); one sample per 8x8 cell at the cell
 centre, three random values per sample, 32 neighbours (the defaults of :func:`interpolate_samples`). For each
 thread count: the whole interpolation (fast path with numba, median over repeats), and its neighbour search
-alone (``KDTree.query`` and the row sort, in the same chunks of pixels as the fast path); the local systems are
-the rest. On the 512x512 case also scipy's ``RBFInterpolator`` (one thread: its Python loop holds the GIL) and
-the largest difference from it. Writes JSON with the code version, torch version, device and threads.
+alone (the bucketed search of ``rawmamba.metadata.nearest_samples``, in the same chunks of pixels as the fast
+path); the local systems are the rest. Also scipy's ``KDTree.query`` and the row sort it needs (the fast path's
+search until 2026-11-27) on the same chunks. On the 512x512 case also scipy's ``RBFInterpolator`` (one thread:
+its Python loop holds the GIL) and the largest difference from it (its tree breaks ties among equally near
+samples its own way). Writes JSON with the code version, torch version, device and threads.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from scipy.interpolate import RBFInterpolator
 from scipy.spatial import KDTree
 
 from rawmamba.metadata import grid_mask
-from rawmamba.metadata.joint_interpolation import CHUNK_PIXELS, interpolate_samples, joint_features
+from rawmamba.metadata.joint_interpolation import CHUNK_PIXELS, POSITION_FEATURES, interpolate_samples, joint_features
+from rawmamba.metadata.nearest_samples import BucketGrid
+from rawmamba.numba_support import numba_threads
 
 NEIGHBORS = 32
 POSITION_SCALE = 1 / 128
@@ -67,9 +71,15 @@ def run_case(height: int, width: int, threads: int, repeats: int, with_scipy: bo
     samples = joint_features(image[:, rows, cols].T, rows, cols, POSITION_SCALE)
     pixels = torch.arange(height * width)
     queries = joint_features(image.reshape(3, -1).T, pixels // width, pixels % width, POSITION_SCALE)
+    grid = BucketGrid(samples, dims=POSITION_FEATURES)
     tree = KDTree(samples)
 
     def search():  # in the chunks of pixels that the interpolation queries at a time
+        with numba_threads(threads):
+            for start in range(0, len(queries), CHUNK_PIXELS):
+                grid.query(queries[start : start + CHUNK_PIXELS], NEIGHBORS)
+
+    def tree_search():  # scipy's tree, as the fast path searched until 2026-11-27, and the row sort it needed
         for start in range(0, len(queries), CHUNK_PIXELS):
             _, neighbours = tree.query(queries[start : start + CHUNK_PIXELS], NEIGHBORS, workers=threads)
             np.sort(neighbours, axis=1)
@@ -83,6 +93,7 @@ def run_case(height: int, width: int, threads: int, repeats: int, with_scipy: bo
         "total_s": total,
         "search_s": search_s,
         "systems_s": total - search_s,
+        "kdtree_search_s": median_seconds(tree_search, repeats),
         "us_per_pixel": 1e6 * total / (height * width),
     }
     if with_scipy:

@@ -9,7 +9,7 @@ second on videos, with peak memory), e.g. ``--model rawmamba_base --sizes 1024 -
 
 Images: one 3-channel frame of S x S with sampled grid metadata (one pixel per 8x8 cell, ``grid_mask``); the
 network alone unless ``--sample-refinement rbf`` (RAWMamba's eval-time refinement, on by default in the model,
-is not what this benchmark is about: it costs about 9 us per pixel by itself on one thread).
+is not what this benchmark is about: it costs about 6 us per pixel by itself on one thread).
 Videos: T frames of ``--video-size`` with dense first-frame metadata; the model computes the flow with OpenCV DIS
 as at inference (``--given-flow`` passes a zero flow instead, leaving DIS out). Random weights (the cost does
 not depend on them), eval mode, ``torch.no_grad``. Each case runs in a fresh process: one warm-up forward (it
@@ -119,7 +119,7 @@ def main() -> None:
         "--sample-refinement",
         choices=REFINEMENTS,
         default="none",
-        help="RAWMamba's eval-time sample refinement of image metadata (about 9 us per pixel on one thread "
+        help="RAWMamba's eval-time sample refinement of image metadata (about 6 us per pixel on one thread "
         "on its own); none: the network alone",
     )
     parser.add_argument("--worker", nargs=4, metavar=("KIND", "T", "H", "W"), help=argparse.SUPPRESS)

@@ -44,18 +44,48 @@ def test_interpolation_is_exact_at_the_samples_and_checks_its_input():
         interpolate_samples(srgb, rows, cols, values[1:])
 
 
-def grid_problem(h: int = 48, w: int = 64, channels: int = 3, seed: int = 0):
-    """Sample and pixel features of a posterised image (flat colour regions) with 8x8 grid samples: many samples
-    are equally near a pixel, and which of them count among its neighbours depends on the tree's tie-breaking."""
+def grid_problem(h: int = 48, w: int = 64, channels: int = 3, seed: int = 0, posterise: bool = False):
+    """Sample and pixel features of a smooth image with 8x8 grid samples and a little noise, so that no two samples
+    are equally near a pixel; ``posterise``: flat colour regions and the samples at the cell centres instead, where
+    many are."""
     gen = torch.Generator().manual_seed(seed)
-    srgb = (smooth_scene(h, w, seed)[0] * 3).round() / 3
-    mask = grid_mask(h, w, 8, rng=torch.Generator().manual_seed(seed))
+    srgb = smooth_scene(h, w, seed)[0].double()
+    if posterise:
+        srgb = (srgb * 3).round() / 3
+    else:  # the smooth scene's borders repeat colours (bilinear upsampling): equal distances there
+        srgb = srgb + 1e-3 * torch.rand(srgb.shape, generator=gen, dtype=torch.float64)
+    mask = grid_mask(h, w, 8, rng=None if posterise else torch.Generator().manual_seed(seed))
     rows, cols = torch.nonzero(mask[0] > 0, as_tuple=True)
     index = torch.arange(h * w)
     samples = joint_features(srgb[:, rows, cols].T, rows, cols, 1 / 128)
     queries = joint_features(srgb.reshape(3, -1).T, index // w, index % w, 1 / 128)
     values = torch.randn(rows.numel(), channels, generator=gen, dtype=torch.float64).numpy()
     return samples, queries, values
+
+
+def squared_distances(queries: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """``(P, N)`` squared distances summed over the features in order (as the fast path sums them)."""
+    total = np.zeros((len(queries), len(samples)))
+    for f in range(samples.shape[1]):
+        total += (queries[:, f, None] - samples[None, :, f]) ** 2
+    return total
+
+
+def local_linear_reference(samples, values, neighbors, queries):
+    """The linear RBF with a constant term on each query's ``neighbors`` nearest samples, ties to the lower index,
+    solved by LAPACK (``numpy.linalg.solve``) query by query."""
+    distances = squared_distances(queries, samples)
+    out = np.empty((len(queries), values.shape[1]))
+    for p in range(len(queries)):
+        near = np.sort(np.lexsort((np.arange(len(samples)), distances[p]))[:neighbors])
+        local = samples[near]
+        lhs = np.zeros((neighbors + 1, neighbors + 1))
+        lhs[:neighbors, :neighbors] = -np.sqrt(squared_distances(local, local))
+        lhs[:neighbors, neighbors] = lhs[neighbors, :neighbors] = 1.0
+        rhs = np.concatenate([values[near], np.zeros((1, values.shape[1]))])
+        coefficients = np.linalg.solve(lhs, rhs)
+        out[p] = -np.sqrt(distances[p, near]) @ coefficients[:neighbors] + coefficients[neighbors]
+    return out
 
 
 @needs_numba
@@ -66,6 +96,20 @@ def test_fast_local_interpolation_equals_scipy(neighbors, channels):
     want = RBFInterpolator(samples, values, neighbors=neighbors, kernel="linear", degree=0, smoothing=0.0)(queries)
     got = LocalLinearInterpolator(samples, values, neighbors)(queries)
     assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 * np.abs(want).max())
+
+
+@needs_numba
+@pytest.mark.parametrize("neighbors", [32, 5])
+def test_fast_local_interpolation_breaks_ties_by_sample_index(neighbors):
+    # Flat colours on a pixel grid: many pixels have equally near samples at their k-th distance, and the
+    # neighbourhood takes the lower sample indices (scipy's tree takes whichever its traversal meets first).
+    samples, queries, values = grid_problem(seed=3, posterise=True)
+    distances = np.sort(squared_distances(queries, samples), axis=1)
+    tied = distances[:, neighbors - 1] == distances[:, neighbors]
+    assert tied.sum() >= 30, "the problem has ties at the k-th distance"
+    want = local_linear_reference(samples, values, neighbors, queries)
+    got = LocalLinearInterpolator(samples, values, neighbors)(queries)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 * np.abs(want).max())
 
 

@@ -17,13 +17,16 @@ residual of the network's own prediction. Arithmetic is float64 on the CPU; pixe
 that memory stays bounded for large images.
 
 Fast path: for the default interpolant (``linear``, degree 0, ``neighbors`` set) and with numba installed,
-:mod:`rawmamba.metadata.joint_interpolation_kernels` computes the same local systems without scipy's Python loop
-over neighbourhoods, with the neighbour search on every torch thread and the systems solved in parallel (equal
-to scipy's result within 1e-9, tested). Measured on a 512x512 photograph with 1.5% grid samples, 32 neighbours
-(``python benchmarks/joint_interpolation_cpu.py``): scipy 23 us per pixel (1 or 2 threads: its loop holds the
-GIL), the fast path 8.7 us on 1 thread (search 4.5 us, systems 4.2 us) and 4.8 us on 2; on the same photograph
-at 3.1 MP, 4.8 us on 2 threads (search 2.2 us, systems 2.6 us). Other settings, or no numba, use
-``scipy.interpolate.RBFInterpolator``.
+:mod:`rawmamba.metadata.nearest_samples` finds every pixel's nearest samples (exact, on position buckets) and
+:mod:`rawmamba.metadata.joint_interpolation_kernels` solves the same local systems as scipy without its Python
+loop over neighbourhoods, both in parallel on torch's threads. The result equals scipy's within 1e-9 (tested)
+wherever a pixel's ``neighbors``-th nearest sample is not tied with the next; at such ties the lower sample index
+counts among the neighbours, where scipy's tree takes whichever its traversal meets first (flat or clipped colours
+on a pixel grid: both are valid neighbourhoods, and the interpolants differ there). Measured on 2 threads, 32
+neighbours, 1.5% grid samples (``python benchmarks/joint_interpolation_cpu.py``; see its results for 1 thread):
+a 512x512 photograph, scipy 23 us per pixel (its loop holds the GIL), the fast path 3.4 us; the same photograph
+at 3.1 MP, 3.3 us (search 0.9 us, systems 2.4 us; scipy's tree alone took 2.1 us). Other settings, or no numba,
+use ``scipy.interpolate.RBFInterpolator``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ import importlib
 import numpy as np
 import torch
 from scipy.interpolate import RBFInterpolator
-from scipy.spatial import KDTree
 
 from rawmamba.errors import RawMambaError
 from rawmamba.numba_support import numba_available, numba_threads
@@ -45,6 +47,8 @@ KERNELS = ("linear", "thin_plate_spline", "cubic", "quintic")
 # Pixels per evaluation chunk: the features (5 float64) plus scipy's per-query neighbour systems stay far under
 # a gigabyte.
 CHUNK_PIXELS = 1 << 18
+# the columns of joint_features that hold positions (x, y): the fast path's neighbour search buckets by them
+POSITION_FEATURES = (3, 4)
 
 
 def joint_features(srgb: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, position_scale: float) -> np.ndarray:
@@ -119,27 +123,35 @@ def _kernels():
     return importlib.import_module("rawmamba.metadata.joint_interpolation_kernels")
 
 
+@functools.cache
+def _search():
+    return importlib.import_module("rawmamba.metadata.nearest_samples")
+
+
 class LocalLinearInterpolator:
     """``RBFInterpolator(samples, values, neighbors=neighbors, kernel="linear", degree=0, smoothing=0)`` with
-    compiled, parallel evaluation (see :mod:`rawmamba.metadata.joint_interpolation_kernels`). Needs numba.
+    compiled, parallel evaluation (see :mod:`rawmamba.metadata.joint_interpolation_kernels`), ties among equally
+    near samples broken by their index (:mod:`rawmamba.metadata.nearest_samples`). Needs numba.
 
     Args:
         samples: ``(N, F)`` float64 sample features.
         values: ``(N, C)`` float64 values at the samples.
         neighbors: samples per local system, at most ``N``.
+        position_features: the two feature columns the neighbour search buckets by (any two give the same
+            result; positions, spread over the image, a fast search).
     """
 
-    def __init__(self, samples: np.ndarray, values: np.ndarray, neighbors: int) -> None:
+    def __init__(self, samples: np.ndarray, values: np.ndarray, neighbors: int,
+                 position_features: tuple[int, int] = POSITION_FEATURES) -> None:  # fmt: skip
         self.samples, self.values, self.neighbors = samples, values, neighbors
-        self.tree = KDTree(samples)  # as scipy builds it: the same ties among equally near samples
+        self.grid = _search().BucketGrid(samples, dims=position_features)
 
     def __call__(self, queries: np.ndarray) -> np.ndarray:
         """``(P, C)`` values at ``(P, F)`` query features; a singular local system (samples with equal features)
         defers to scipy, which raises as it always did."""
         kernels, threads = _kernels(), torch.get_num_threads()
-        _, neighbours = self.tree.query(queries, self.neighbors, workers=threads)
-        neighbours = np.sort(neighbours.reshape(len(queries), self.neighbors), axis=1)
         with numba_threads(threads):
+            neighbours = self.grid.query(queries, self.neighbors)
             order = np.argsort(kernels.neighbourhood_keys(neighbours), kind="stable")
             starts = kernels.group_starts(neighbours, order)
             out = np.empty((len(queries), self.values.shape[1]))

@@ -2,7 +2,7 @@
 
 The interpolant is scipy's ``RBFInterpolator`` with ``kernel="linear"``, ``degree=0``, ``smoothing=0`` and
 ``neighbors=k``, computed without its per-neighbourhood Python loop: every pixel's ``k`` nearest samples are
-found by the caller (scipy's ``KDTree.query``, on torch's threads); pixels whose neighbourhoods are the same set
+found by the caller (:mod:`rawmamba.metadata.nearest_samples`); pixels whose neighbourhoods are the same set
 share one local system, as in scipy. For one neighbourhood ``y_1..y_k`` with values ``d`` the system is
 
     [ -|y_i - y_j|   1 ] [ c  ]   [ d ]

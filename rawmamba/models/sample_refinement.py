@@ -18,9 +18,9 @@ metadata describes another frame), in float64 on the CPU (scipy), and it is not 
 
 The interpolation's settings are the baseline's (32 neighbours, position scale 1/128), so that the SAM-style
 baseline is exactly this refinement applied to a global fit: the comparison isolates what the network adds.
-Cost (a 512x512 photograph, 1.5% samples; ``benchmarks/joint_interpolation_cpu.py``): about 9 microseconds per
-pixel on one core with numba's fast path, 5 on two (it runs on torch's threads), 23 with scipy alone at any thread
-count (16 neighbours: half the time, 0.1 dB lower on 8 synthetic test images).
+Cost (a 512x512 photograph, 1.5% samples; ``benchmarks/joint_interpolation_cpu.py``): about 6 microseconds per
+pixel on one core with numba's fast path, 3.4 on two (it runs on torch's threads), 23 with scipy alone at any
+thread count (16 neighbours: half the time, 0.1 dB lower on 8 synthetic test images).
 """
 
 from __future__ import annotations
