@@ -27,6 +27,8 @@ _OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 # Odd multipliers of the rolling hash of a sorted neighbour list (any fixed odd 64-bit constants).
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _HASH_SEED = np.uint64(0x632BE59BD9B4E019)
+# neighbourhoods per parallel task (each task allocates its scratch arrays once)
+_GROUPS_PER_TASK = 64
 
 
 @njit(parallel=True, **_OPTIONS)
@@ -63,11 +65,11 @@ def _solve_(lhs: np.ndarray, rhs: np.ndarray, pivot_row: np.ndarray) -> bool:
     the rows below are updated (then the compiler knows the rows apart and vectorises the update)."""
     m = lhs.shape[0]
     for col in range(m):
-        pivot = col
+        pivot, largest = col, abs(lhs[col, col])
         for row in range(col + 1, m):
-            if abs(lhs[row, col]) > abs(lhs[pivot, col]):
-                pivot = row
-        if lhs[pivot, col] == 0.0:
+            if abs(lhs[row, col]) > largest:
+                pivot, largest = row, abs(lhs[row, col])
+        if largest == 0.0:
             return False
         if pivot != col:
             for k in range(m):
@@ -81,9 +83,8 @@ def _solve_(lhs: np.ndarray, rhs: np.ndarray, pivot_row: np.ndarray) -> bool:
         for row in range(col + 1, m):
             factor = lhs[row, col] * inv
             if factor != 0.0:
-                target = lhs[row, col + 1 :]
-                for k in range(rest):
-                    target[k] -= factor * pivot_row[k]
+                for k in range(rest):  # indexed, not sliced: a view per row cost 8% of the solve
+                    lhs[row, col + 1 + k] -= factor * pivot_row[k]
                 for k in range(rhs.shape[1]):
                     rhs[row, k] -= factor * rhs[col, k]
     for col in range(m - 1, -1, -1):
@@ -110,6 +111,46 @@ def _distances_(features: np.ndarray, point: np.ndarray, out: np.ndarray) -> Non
         out[j] = math.sqrt(out[j])
 
 
+@njit(**_OPTIONS)
+def _evaluate_group(queries, samples, values, members, nbrs, local, lhs, rhs, distance, out) -> bool:
+    """The local system of one neighbourhood ``nbrs`` solved and evaluated at its ``members`` (pixels) into
+    ``out``; False if singular (the members get NaN). ``local``, ``lhs``, ``rhs``, ``distance``: scratch."""
+    k, channels, n_features = nbrs.shape[0], values.shape[1], samples.shape[1]
+    for j in range(k):
+        for f in range(n_features):
+            local[f, j] = samples[nbrs[j], f]
+    for i in range(k + 1):
+        for j in range(k + 1):
+            lhs[i, j] = 0.0
+    for f in range(n_features):  # squared distances, summed over the features in order (as _distances_)
+        for i in range(k):
+            here = local[f, i]
+            for j in range(k):
+                diff = here - local[f, j]
+                lhs[i, j] += diff * diff
+    for i in range(k):
+        for j in range(k):
+            lhs[i, j] = -math.sqrt(lhs[i, j])
+        lhs[i, i] = 0.0
+        lhs[i, k] = 1.0
+        lhs[k, i] = 1.0
+        for c in range(channels):
+            rhs[i, c] = values[nbrs[i], c]
+    rhs[k, :] = 0.0
+    if not _solve_(lhs, rhs, distance):
+        for p in members:
+            out[p, :] = np.nan
+        return False
+    for p in members:
+        _distances_(local, queries[p], distance)
+        for c in range(channels):
+            total = rhs[k, c]
+            for j in range(k):
+                total += rhs[j, c] * -distance[j]
+            out[p, c] = total
+    return True
+
+
 @njit(parallel=True, **_OPTIONS)
 def evaluate_groups(
     queries: np.ndarray,
@@ -121,45 +162,17 @@ def evaluate_groups(
     out: np.ndarray,
 ) -> int:
     """``out[p]`` for every pixel ``p``: the local system of its group's neighbourhood solved once, evaluated at
-    each member. Returns the number of singular systems (their pixels get NaN)."""
+    each member. Returns the number of singular systems (their pixels get NaN). Groups run in parallel tasks of
+    :data:`_GROUPS_PER_TASK`, each with its own scratch arrays."""
     k, channels, n_features = neighbours.shape[1], values.shape[1], samples.shape[1]
+    groups = starts.shape[0] - 1
     singular = 0
-    for g in prange(starts.shape[0] - 1):
-        members = order[starts[g] : starts[g + 1]]
-        nbrs = neighbours[members[0]]
+    for task in prange((groups + _GROUPS_PER_TASK - 1) // _GROUPS_PER_TASK):
         local = np.empty((n_features, k))  # the neighbours' features, feature-major
-        for j in range(k):
-            for f in range(n_features):
-                local[f, j] = samples[nbrs[j], f]
-        lhs = np.zeros((k + 1, k + 1))
-        rhs = np.empty((k + 1, channels))
-        distance = np.empty(k)
-        for f in range(n_features):  # squared distances, summed over the features in order (as _distances_)
-            for i in range(k):
-                here, row = local[f, i], lhs[i, :k]
-                for j in range(k):
-                    diff = here - local[f, j]
-                    row[j] += diff * diff
-        for i in range(k):
-            row = lhs[i, :k]
-            for j in range(k):
-                row[j] = -math.sqrt(row[j])
-            lhs[i, i] = 0.0
-            lhs[i, k] = 1.0
-            lhs[k, i] = 1.0
-            for c in range(channels):
-                rhs[i, c] = values[nbrs[i], c]
-        rhs[k, :] = 0.0
-        if not _solve_(lhs, rhs, distance):
-            singular += 1
-            for p in members:
-                out[p, :] = np.nan
-            continue
-        for p in members:
-            _distances_(local, queries[p], distance)
-            for c in range(channels):
-                total = rhs[k, c]
-                for j in range(k):
-                    total += rhs[j, c] * -distance[j]
-                out[p, c] = total
+        lhs, rhs, distance = np.empty((k + 1, k + 1)), np.empty((k + 1, channels)), np.empty(k)
+        for g in range(task * _GROUPS_PER_TASK, min(groups, (task + 1) * _GROUPS_PER_TASK)):
+            members = order[starts[g] : starts[g + 1]]
+            if not _evaluate_group(queries, samples, values, members, neighbours[members[0]], local, lhs, rhs,
+                                   distance, out):  # fmt: skip
+                singular += 1
     return singular
