@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="bf16: autocast (GPU)")
     parser.add_argument("--refinement", choices=REFINEMENTS,
                         help="image task: 'rbf' makes the output agree with the metadata's RAW samples (their "
-                        "residual interpolated in colour + position, about 9 microseconds per pixel on one "
+                        "residual interpolated in colour + position, about 6 microseconds per pixel on one "
                         "core, parallel over cores; 23 without numba), "
                         "'none' keeps the network's output (default: the checkpoint's setting; the bundled "
                         "model's is rbf)")
