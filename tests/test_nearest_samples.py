@@ -73,3 +73,7 @@ def test_search_ends_on_non_finite_queries_and_checks_k():
     assert np.array_equal(got[[0, 2]], brute_force(queries[[0, 2]], grid.samples[np.argsort(grid.index)], 4))
     with pytest.raises(ValueError, match="k must be in 1..50"):
         grid.query(queries, 51)
+    with pytest.raises(ValueError, match="finite features"):
+        BucketGrid(np.full((4, 5), np.nan))
+    with pytest.raises(ValueError, match="at least one sample"):
+        BucketGrid(np.zeros((0, 5)))

@@ -42,6 +42,11 @@ def test_interpolation_is_exact_at_the_samples_and_checks_its_input():
         interpolate_samples(srgb, rows[:0], cols[:0], values[:0])
     with pytest.raises(RawMambaError, match="values"):
         interpolate_samples(srgb, rows, cols, values[1:])
+    nan_pixel = srgb.clone()
+    nan_pixel[0, 5, 7] = float("nan")
+    for bad_srgb, bad_values in ((nan_pixel, values), (srgb, values.clone().fill_(float("inf")))):
+        with pytest.raises(RawMambaError, match="NaN or inf"):
+            interpolate_samples(bad_srgb, rows, cols, bad_values)
 
 
 def grid_problem(h: int = 48, w: int = 64, channels: int = 3, seed: int = 0, posterise: bool = False):

@@ -86,7 +86,7 @@ def interpolate_samples(
         ``(C, H, W)`` float64 on the CPU; equal to ``values`` at the sample pixels up to round-off.
 
     Raises:
-        RawMambaError: no samples, mismatched lengths, or an unknown kernel.
+        RawMambaError: no samples, mismatched lengths, an unknown kernel, or NaN or inf in the colours or values.
     """
     if kernel not in KERNELS:
         raise RawMambaError(f"joint interpolation: kernel must be one of {KERNELS}, got {kernel!r}")
@@ -102,6 +102,8 @@ def interpolate_samples(
     sample_colours = colours[:, rows, cols].T if sample_srgb is None else sample_srgb
     samples = joint_features(sample_colours, rows, cols, position_scale)
     sample_values = values.detach().cpu().double().numpy()
+    if not (np.isfinite(samples).all() and np.isfinite(sample_values).all() and torch.isfinite(colours).all()):
+        raise RawMambaError("joint interpolation: the colours or the sample values contain NaN or inf")
     neighbors = None if neighbors is None else min(neighbors, count)
     if kernel == "linear" and degree == 0 and neighbors is not None and numba_available():
         interpolator = LocalLinearInterpolator(samples, sample_values, neighbors)

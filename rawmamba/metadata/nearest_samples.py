@@ -47,6 +47,8 @@ class BucketGrid:
         samples = np.ascontiguousarray(samples, dtype=np.float64)
         self.dims = dims
         points = samples[:, list(dims)]
+        if len(samples) == 0 or not np.isfinite(points).all():
+            raise ValueError("BucketGrid needs at least one sample, with finite features in dims")
         self.origin = points.min(axis=0)
         extent = points.max(axis=0) - self.origin
         area = max(extent[0], 0.0) * max(extent[1], 0.0)
