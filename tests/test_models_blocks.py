@@ -274,6 +274,33 @@ def test_decoder_with_prior_starts_at_the_prior_and_reads_it(raw_channels):
         Decoder3d(16, raw_channels, reduction=4, dims=(8, 8, 8))(features, frames, prior)
 
 
+@pytest.mark.parametrize("prior,frames_count,size", [(False, 3, (70, 36)), (True, 1, (70, 36)), (True, 3, (69, 35))])
+def test_decoder_in_strips_equals_one_pass(monkeypatch, prior, frames_count, size):
+    # CPU inference runs the full-resolution stage (upsampling, sRGB skip, join, block, head) in strips of rows
+    # with halos: the same output as one pass (strips of 16 rows, the last one partial; batch of 2; 69 rows: an
+    # upsampling from 35 rows, not by 2)
+    from rawmamba.models import decoder
+
+    torch.manual_seed(0)
+    dec = Decoder3d(16, 4, reduction=4, dims=(8, 8, 8), prior=prior).eval()
+    torch.nn.init.normal_(dec.head.weight, std=0.2)  # a head that reads its features
+    frames = torch.rand(2, frames_count, 3, *size)
+    prior_raw = torch.rand(2, frames_count, 4, *size) if prior else None
+    features = torch.randn(2, 16, frames_count, 18, 9)
+    with torch.enable_grad():  # autograd records: one pass
+        assert decoder.strip_rows(frames) == size[0]
+        want = dec(features, frames, prior_raw).detach()
+    with torch.no_grad():
+        assert decoder.strip_rows(frames) == size[0]  # small: one pass
+    monkeypatch.setattr(decoder, "STRIP_PIXELS", 16 * size[1])
+    monkeypatch.setattr(decoder, "STRIPS_FROM", 0)
+    with torch.no_grad():
+        assert decoder.strip_rows(frames) == 16
+        got = dec(features, frames, prior_raw)
+    assert (got - want).abs().max() < 1e-6
+    assert 0.05 < (want > 0).float().mean() < 0.99  # the clamp does not hide the comparison
+
+
 @pytest.mark.parametrize("density", [None, 0.05, 0.5])
 def test_metadata_encoder_equals_pooling_its_mlp_output(monkeypatch, density):
     # the encoder pools before the MLP's last layer and groups its images, or (a sparse mask on the CPU) encodes

@@ -35,6 +35,40 @@ from torch import nn
 from rawmamba.errors import RawMambaError
 from rawmamba.models.volume_conv import conv_volume, join_channels
 
+# Pixels per frame of a strip (CPU inference): the full-resolution stage (upsampling, sRGB skip, join, block,
+# head) runs on strips of about 2^17 pixels per frame, so none of its volumes exists at full size.
+STRIP_PIXELS = 1 << 17
+# Pixels (all frames) up to which the stage runs in one pass: the strips cost a 1024x1024 image 5-10% more time
+# and left its peak where it was (set elsewhere), and cut the peak of 5 frames of 1440x640 by a third.
+STRIPS_FROM = 1 << 21
+
+
+def strip_rows(frames: torch.Tensor) -> int:
+    """Rows per strip of the decoder's full-resolution stage for ``frames (B, T, 3, H, W)``: all of them (one
+    pass) where autograd records, off the CPU, or for at most :data:`STRIPS_FROM` pixels in all; else about
+    :data:`STRIP_PIXELS` per frame (at least 16 rows, so that the halos cost at most about a third more)."""
+    h, w = frames.shape[-2:]
+    if frames.device.type != "cpu" or torch.is_grad_enabled() or frames[:, :, 0].numel() <= STRIPS_FROM:
+        return h
+    return max(16, STRIP_PIXELS // w)
+
+
+def source_rows(size_in: int, size_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each of ``size_out`` rows of a linear upsampling from ``size_in`` rows (``align_corners=False``), the
+    two source rows and the weight of the second, computed as PyTorch's upsampling kernels compute them (float32
+    scale, source clamped at 0)."""
+    scale = torch.tensor(size_in, dtype=torch.float32) / size_out
+    position = (scale * (torch.arange(size_out, dtype=torch.float32) + 0.5) - 0.5).clamp(min=0)
+    lower = position.long().clamp(max=size_in - 1)
+    upper = (lower + 1).clamp(max=size_in - 1)
+    return lower.to(device), upper.to(device), (position - lower).to(device)
+
+
+def channels_last_on_cpu(images: torch.Tensor) -> torch.Tensor:
+    """``images (N, C, H, W)`` channels-last on the CPU (the stem then writes channels-last skips, the CPU's
+    volume layout), as they are elsewhere."""
+    return images.contiguous(memory_format=torch.channels_last) if images.device.type == "cpu" else images
+
 
 def base_colour_map(raw_channels: int) -> torch.Tensor:
     """The initial ``(C_raw, 3)`` sRGB-channel -> RAW-channel map: identity, or R, G, G, B for Bayer."""
@@ -81,6 +115,11 @@ class ConvBlock3d(nn.Module):
         self.conv1 = nn.Conv3d(in_channels, out_channels, kernel, padding=pad)
         self.conv2 = nn.Conv3d(out_channels, out_channels, kernel, padding=pad)
         self.skip = nn.Conv3d(in_channels, out_channels, 1) if in_channels != out_channels else None
+
+    @property
+    def halo(self) -> int:
+        """Rows of input beyond an output row that it depends on (one per 3x3 conv)."""
+        return self.conv1.kernel_size[1] // 2 + self.conv2.kernel_size[1] // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in, T, H, W)`` -> ``(B, out, T, H, W)``."""
@@ -169,16 +208,52 @@ class Decoder3d(nn.Module):
         flat = frames.flatten(0, 1)
         last = len(self.stem) - 1  # the full-resolution skip, which also reads the prior
         y = self.inp(features)
-        for i, (stem, up) in enumerate(zip(self.stem, self.ups, strict=True)):
-            stem_in = torch.cat((flat, prior.flatten(0, 1)), dim=1) if prior is not None and i == last else flat
-            if stem_in.device.type == "cpu":  # channels-last in, channels-last out: the CPU's volume_layout
-                stem_in = stem_in.contiguous(memory_format=torch.channels_last)
-            skip = stem(stem_in)
-            skip = skip.view(b, t, *skip.shape[1:]).transpose(1, 2)  # (B, C, T, h, w)
-            y = F.interpolate(y, size=(t, *skip.shape[-2:]), mode="trilinear", align_corners=False)
-            y = join_channels(y, skip)
-            del skip  # held by y now: a full-resolution volume less while the block runs
-            y = up(y)
+        for i in range(last):
+            y = self.ups[i](self._join(y, self.stem[i](channels_last_on_cpu(flat)), b, t))
+        stem_in = channels_last_on_cpu(torch.cat((flat, prior.flatten(0, 1)), dim=1) if prior is not None else flat)
+        rows = strip_rows(frames)
+        if rows >= h or self.stem[last][0].stride != (1, 1):
+            return self._output(self.ups[last](self._join(y, self.stem[last](stem_in), b, t)), frames, prior)
+        raw = frames.new_empty((b, t, self.raw_channels, h, w))
+        halo = self.ups[last].halo  # input rows beyond a strip that its own rows read: computed exactly
+        source = source_rows(y.shape[-2], h, y.device)
+        for top in range(0, h, rows):  # the full-resolution stage strip by strip (see strip_rows)
+            bottom = min(top + rows, h)
+            start, stop = max(top - halo, 0), min(bottom + halo, h)
+            joined = self._join_rows(y, stem_in, source, start, stop, b, t)
+            block = self.ups[last](joined)[..., top - start : bottom - start, :]
+            del joined
+            raw[..., top:bottom, :] = self._output(
+                block, frames[..., top:bottom, :], None if prior is None else prior[..., top:bottom, :]
+            )
+        return raw
+
+    def _join(self, y: torch.Tensor, skip: torch.Tensor, b: int, t: int) -> torch.Tensor:
+        """``y (B, C, T, h', w')`` upsampled to the skip's ``(B * T, C_s, h, w)`` size and joined with it."""
+        skip = skip.view(b, t, *skip.shape[1:]).transpose(1, 2)  # (B, C_s, T, h, w)
+        y = F.interpolate(y, size=(t, *skip.shape[-2:]), mode="trilinear", align_corners=False)
+        return join_channels(y, skip)
+
+    def _join_rows(self, y, stem_in, source, start: int, stop: int, b: int, t: int) -> torch.Tensor:
+        """Rows ``start:stop`` of ``_join(y, self.stem[-1](stem_in), b, t)``: the stem on those rows and its halo,
+        and the trilinear upsampling of ``y`` as two steps, its width on the source rows, then the rows
+        (``source``: :func:`source_rows`; the time axis keeps its size, which trilinear leaves as it is)."""
+        stem = self.stem[-1]
+        pad = stem[0].padding[0]
+        first, end = max(start - pad, 0), min(stop + pad, stem_in.shape[-2])
+        skip = stem(stem_in[..., first:end, :])[..., start - first : stop - first, :]
+        lower, upper, weight = (index[start:stop] for index in source)
+        low, high = int(lower[0]), int(upper[-1]) + 1
+        wide = F.interpolate(y[..., low:high, :], size=(t, high - low, stem_in.shape[-1]), mode="trilinear",
+                             align_corners=False)  # fmt: skip
+        weight = weight.view(-1, 1)
+        rows = wide.index_select(3, lower - low) * (1 - weight) + wide.index_select(3, upper - low) * weight
+        del wide
+        return join_channels(rows, skip.reshape(b, t, *skip.shape[1:]).transpose(1, 2))
+
+    def _output(self, y: torch.Tensor, frames: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
+        """The head: full-resolution features ``(B, C, T, H, W)`` and their sRGB frames (and prior) -> RAW."""
+        b, t, _, h, w = frames.shape
         k = self.base_channels
         coeffs = conv_volume(self.head, y).transpose(1, 2).reshape(b, t, self.raw_channels, k + 1, h, w)
         base = tone_curve(frames, self.curve) if prior is None else prior  # (B, T, k, H, W)
@@ -186,3 +261,4 @@ class Decoder3d(nn.Module):
         if prior is not None:
             raw = prior + raw
         return raw.clamp(0.0, 1.0)
+
