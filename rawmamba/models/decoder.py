@@ -208,12 +208,15 @@ class Decoder3d(nn.Module):
         flat = frames.flatten(0, 1)
         last = len(self.stem) - 1  # the full-resolution skip, which also reads the prior
         y = self.inp(features)
+        images = channels_last_on_cpu(flat)
         for i in range(last):
-            y = self.ups[i](self._join(y, self.stem[i](channels_last_on_cpu(flat)), b, t))
-        stem_in = channels_last_on_cpu(torch.cat((flat, prior.flatten(0, 1)), dim=1) if prior is not None else flat)
+            y = self._join(y, self.stem[i](images), b, t)  # the lower-resolution volume is freed here
+            y = self.ups[i](y)
+        stem_in = channels_last_on_cpu(torch.cat((flat, prior.flatten(0, 1)), dim=1)) if prior is not None else images
         rows = strip_rows(frames)
         if rows >= h or self.stem[last][0].stride != (1, 1):
-            return self._output(self.ups[last](self._join(y, self.stem[last](stem_in), b, t)), frames, prior)
+            y = self._join(y, self.stem[last](stem_in), b, t)
+            return self._output(self.ups[last](y), frames, prior)
         raw = frames.new_empty((b, t, self.raw_channels, h, w))
         halo = self.ups[last].halo  # input rows beyond a strip that its own rows read: computed exactly
         source = source_rows(y.shape[-2], h, y.device)
