@@ -25,7 +25,7 @@ counts among the neighbours, where scipy's tree takes whichever its traversal me
 on a pixel grid: both are valid neighbourhoods, and the interpolants differ there). Measured on 2 threads, 32
 neighbours, 1.5% grid samples (``python benchmarks/joint_interpolation_cpu.py``; see its results for 1 thread):
 a 512x512 photograph, scipy 23 us per pixel (its loop holds the GIL), the fast path 3.4 us; the same photograph
-at 3.1 MP, 3.3 us (search 0.9 us, systems 2.4 us; scipy's tree alone took 2.1 us). Other settings, or no numba,
+at 3.1 MP, 2.9 us (search 0.9 us, systems 2.0 us; scipy's tree alone took 2.0 us). Other settings, or no numba,
 use ``scipy.interpolate.RBFInterpolator``.
 """
 
