@@ -121,13 +121,10 @@ def interpolate_samples(
 
 
 @functools.cache
-def _kernels():
-    return importlib.import_module("rawmamba.metadata.joint_interpolation_kernels")
-
-
-@functools.cache
-def _search():
-    return importlib.import_module("rawmamba.metadata.nearest_samples")
+def _compiled(module: str):
+    """A numba module of the fast path (``joint_interpolation_kernels``, ``nearest_samples``), imported when first
+    needed: ``import rawmamba`` never needs numba."""
+    return importlib.import_module(f"rawmamba.metadata.{module}")
 
 
 class LocalLinearInterpolator:
@@ -146,12 +143,12 @@ class LocalLinearInterpolator:
     def __init__(self, samples: np.ndarray, values: np.ndarray, neighbors: int,
                  position_features: tuple[int, int] = POSITION_FEATURES) -> None:  # fmt: skip
         self.samples, self.values, self.neighbors = samples, values, neighbors
-        self.grid = _search().BucketGrid(samples, dims=position_features)
+        self.grid = _compiled("nearest_samples").BucketGrid(samples, dims=position_features)
 
     def __call__(self, queries: np.ndarray) -> np.ndarray:
         """``(P, C)`` values at ``(P, F)`` query features; a singular local system (samples with equal features)
         defers to scipy, which raises as it always did."""
-        kernels, threads = _kernels(), torch.get_num_threads()
+        kernels, threads = _compiled("joint_interpolation_kernels"), torch.get_num_threads()
         with numba_threads(threads):
             neighbours = self.grid.query(queries, self.neighbors)
             order = np.argsort(kernels.neighbourhood_keys(neighbours), kind="stable")

@@ -169,13 +169,14 @@ class BiMamba(nn.Module):
         xz = self.in_proj(tokens).transpose(1, 2) if token_major else self.in_proj_channel_first(tokens)
         y = self.forward_branch(*xz.chunk(2, dim=1), backend=self.backend, token_major=token_major)
         if self.backward_branch is not None:
+            inference = not torch.is_grad_enabled()
             flipped = xz.flip(-1)  # keeps the layout of the dense xz
-            if not torch.is_grad_enabled():
-                del xz  # inference: only the flipped copy is read from here
+            if inference:
+                del xz  # only the flipped copy is read from here
             y_back = self.backward_branch(*flipped.chunk(2, dim=1), backend=self.backend, token_major=token_major)
             del flipped
-            if torch.is_grad_enabled():
-                y = (y + y_back.flip(-1)) / 2
-            else:  # inference: in place, two sequence-sized temporaries less
+            if inference:  # in place: two sequence-sized temporaries less
                 y = y.add_(y_back.flip(-1)).mul_(0.5)
+            else:
+                y = (y + y_back.flip(-1)) / 2
         return self.out_proj(y.transpose(1, 2))

@@ -53,7 +53,7 @@ def strip_rows(frames: torch.Tensor) -> int:
     return max(16, STRIP_PIXELS // w)
 
 
-def source_rows(size_in: int, size_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def source_rows(size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For each of ``size_out`` rows of a linear upsampling from ``size_in`` rows (``align_corners=False``), the
     two source rows and the weight of the second, computed as PyTorch's upsampling kernels compute them (float32
     scale, source clamped at 0)."""
@@ -61,7 +61,7 @@ def source_rows(size_in: int, size_out: int, device: torch.device) -> tuple[torc
     position = (scale * (torch.arange(size_out, dtype=torch.float32) + 0.5) - 0.5).clamp(min=0)
     lower = position.long().clamp(max=size_in - 1)
     upper = (lower + 1).clamp(max=size_in - 1)
-    return lower.to(device), upper.to(device), (position - lower).to(device)
+    return lower, upper, position - lower
 
 
 def channels_last_on_cpu(images: torch.Tensor) -> torch.Tensor:
@@ -219,7 +219,7 @@ class Decoder3d(nn.Module):
             return self._output(self.ups[last](y), frames, prior)
         raw = frames.new_empty((b, t, self.raw_channels, h, w))
         halo = self.ups[last].halo  # input rows beyond a strip that its own rows read: computed exactly
-        source = source_rows(y.shape[-2], h, y.device)
+        source = source_rows(y.shape[-2], h)  # on the CPU, as the strips are
         for top in range(0, h, rows):  # the full-resolution stage strip by strip (see strip_rows)
             bottom = min(top + rows, h)
             start, stop = max(top - halo, 0), min(bottom + halo, h)
